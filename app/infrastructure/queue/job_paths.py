@@ -1,0 +1,94 @@
+"""The registry of jobs: one constant per job import path, and the short name humans use.
+
+The producer enqueues by these paths without importing job code; the worker runs only
+paths listed here (plus `QUEUE_EXTRA_JOBS`, set by the operator), so nothing written into
+Redis by anyone else can make it import or run arbitrary code.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Iterator, Mapping
+from types import MappingProxyType
+
+from app.infrastructure.queue.errors import ConfigError, InvalidJobPathError, UnknownJobError
+from app.infrastructure.queue.import_utils import split_path
+
+INGEST_DOC_JOB = "app.worker.jobs.ingest_doc.ingest_doc"
+
+#: short name -> import path. Add a line here for every job in `app/worker/jobs/`.
+JOBS: Mapping[str, str] = MappingProxyType(
+    {
+        "ingest_doc": INGEST_DOC_JOB,
+    }
+)
+
+#: Import paths rq may call back (`on_success`, `on_failure`, `on_stopped`). Our API sets none;
+#: a job written by anyone else that names a callback not listed here is refused, unimported.
+CALLBACKS: frozenset[str] = frozenset()
+
+
+class JobRegistry:
+    """The allow-list of jobs: looks names up, suggests close ones, never imports anything."""
+
+    def __init__(
+        self,
+        jobs: Mapping[str, str] = JOBS,
+        extra: Iterable[tuple[str, str]] = (),
+        callbacks: Iterable[str] = CALLBACKS,
+    ) -> None:
+        merged = dict(jobs)
+        for name, path in extra:
+            try:
+                split_path(path)
+            except InvalidJobPathError as exc:
+                raise ConfigError("QUEUE_EXTRA_JOBS", f"{name}={path}", str(exc)) from exc
+            if name in merged and merged[name] != path:
+                raise ConfigError(
+                    "QUEUE_EXTRA_JOBS", f"{name}={path}", f"{name!r} is already {merged[name]!r}"
+                )
+            merged[name] = path
+        self._by_name: Mapping[str, str] = MappingProxyType(merged)
+        self._paths = frozenset(merged.values())
+        self._callbacks = frozenset(callbacks)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        """(short name, path) pairs, in registration order."""
+        return iter(self._by_name.items())
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def is_registered(self, path: object) -> bool:
+        """Whether `path` is exactly a registered import path."""
+        return isinstance(path, str) and path in self._paths
+
+    def is_callback(self, path: object) -> bool:
+        """Whether `path` is a registered callback path."""
+        return isinstance(path, str) and path in self._callbacks
+
+    def resolve(self, job_name: object) -> str:
+        """The import path for `job_name`, which is a registered path or its short name.
+
+        Raises:
+            UnknownJobError: not registered; the error carries the closest registered names.
+        """
+        if isinstance(job_name, str):
+            if job_name in self._paths:
+                return job_name
+            if job_name in self._by_name:
+                return self._by_name[job_name]
+        raise UnknownJobError(job_name, self.suggest(job_name))
+
+    def suggest(self, job_name: object, limit: int = 3) -> list[str]:
+        """Registered paths whose path or short name is close to `job_name`."""
+        if not isinstance(job_name, str):
+            return []
+        candidates = {**{path: path for path in self._paths}, **self._by_name}
+        close = difflib.get_close_matches(job_name, list(candidates), n=limit, cutoff=0.5)
+        tail = job_name.rpartition(".")[2]
+        close += difflib.get_close_matches(tail, list(self._by_name), n=limit, cutoff=0.6)
+        seen: dict[str, None] = {}
+        for match in close:
+            seen.setdefault(candidates[match], None)
+        return list(seen)[:limit]

@@ -1,0 +1,90 @@
+"""Jobs used by the tests, registered through QUEUE_EXTRA_JOBS (never in job_paths.py)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from app.worker.runtime import PermanentError, current_job, report_progress
+
+
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+def echo(**params: Any) -> dict[str, Any]:
+    """Returns its keyword arguments as received: proves params reach the job untouched."""
+    return params
+
+
+def sleep(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def touch(path: str) -> str:
+    Path(path).write_text("ran")
+    return path
+
+
+def record_start(path: str) -> float:
+    """Appends the time it started to `path`, one line per run."""
+    now = time.time()
+    with open(path, "a") as handle:
+        handle.write(f"{now!r}\n")
+    return now
+
+
+def fail_then_succeed(path: str, failures: int) -> int:
+    """Fails `failures` times (counting runs in the file at `path`), then returns the run count."""
+    runs = len(Path(path).read_text().splitlines()) + 1 if Path(path).exists() else 1
+    with open(path, "a") as handle:
+        handle.write(f"{time.time()!r}\n")
+    if runs <= failures:
+        raise RuntimeError(f"failing on purpose, run {runs}")
+    return runs
+
+
+def fail_always(message: str = "always fails") -> None:
+    raise ValueError(message)
+
+
+def fail_permanently(message: str = "cannot be fixed by retrying") -> None:
+    raise PermanentError(message)
+
+
+def progress(steps: int, pause: float = 0.0) -> int:
+    for step in range(1, steps + 1):
+        time.sleep(pause)
+        report_progress(step, steps, f"step {step}")
+    return steps
+
+
+def whoami() -> dict[str, Any]:
+    context = current_job()
+    assert context is not None
+    return {"job_id": context.job_id, "attempt": context.attempt, "pid": os.getpid()}
+
+
+def ledger(path: str, token: str) -> str:
+    """Appends `token` to the file at `path`: one line per execution."""
+    with open(path, "a") as handle:
+        handle.write(token + "\n")
+    return token
+
+
+TEST_JOBS = (
+    ("add", f"{__name__}.add"),
+    ("echo", f"{__name__}.echo"),
+    ("sleep", f"{__name__}.sleep"),
+    ("touch", f"{__name__}.touch"),
+    ("record_start", f"{__name__}.record_start"),
+    ("fail_then_succeed", f"{__name__}.fail_then_succeed"),
+    ("fail_always", f"{__name__}.fail_always"),
+    ("fail_permanently", f"{__name__}.fail_permanently"),
+    ("progress", f"{__name__}.progress"),
+    ("whoami", f"{__name__}.whoami"),
+    ("ledger", f"{__name__}.ledger"),
+)

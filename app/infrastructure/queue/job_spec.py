@@ -1,0 +1,243 @@
+"""Validate a job request and turn it into exactly what will be stored: a `JobSpec`.
+
+Both adapters use this, so `RQQueue` and `InMemoryQueue` accept and refuse the same input.
+Every check runs before anything is written; a rejected request leaves no trace.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import reprlib
+import uuid
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from app.config import PRIORITIES, Settings
+from app.infrastructure.queue.errors import (
+    InvalidOptionError,
+    InvalidParamsError,
+    PayloadTooLargeError,
+    SerializationError,
+)
+from app.infrastructure.queue.job_paths import JobRegistry
+from app.infrastructure.queue.keys import check_job_id
+from app.infrastructure.queue.port import JobRequest, RetryPolicy
+from app.infrastructure.queue.serialization import Serializer, find_unserializable_key
+
+MAX_META_BYTES = 16 * 1024
+#: Serialized data at least this long is zlib-compressed (rq's format); shorter data is stored
+#: as is, which rq also reads (its fallback), and saves the compressor's time on the hot path.
+COMPRESS_FROM = 1024
+
+_describe = reprlib.Repr()
+_describe.maxstring = 60
+_describe.maxother = 60
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A validated job, serialized and ready to be written in one step."""
+
+    job_id: str
+    explicit_id: bool
+    path: str
+    params: Mapping[str, Any]
+    queue: str
+    data: bytes
+    description: str
+    timeout: int
+    result_ttl: int
+    failure_ttl: int
+    ttl: int | None
+    retry_intervals: tuple[float, ...]
+    run_at: float | None
+    depends_on: tuple[str, ...]
+    meta: Mapping[str, Any]
+    meta_blob: bytes | None
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.retry_intervals) + 1
+
+
+class JobSpecBuilder:
+    """Checks requests against the registry and the settings, and serializes them."""
+
+    def __init__(self, settings: Settings, registry: JobRegistry, serializer: Serializer) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.serializer = serializer
+        self._default_retry = RetryPolicy(
+            max_retries=settings.retry_max,
+            base=settings.retry_base,
+            factor=settings.retry_factor,
+            cap=settings.retry_cap,
+            jitter=settings.retry_jitter,
+        )
+
+    def build(self, request: JobRequest, now: float) -> JobSpec:
+        """Validate and serialize `request`; `now` is the enqueue time (epoch seconds).
+
+        Raises:
+            UnknownJobError, InvalidParamsError, SerializationError, PayloadTooLargeError,
+            InvalidOptionError, InvalidJobIdError: what was wrong, named.
+        """
+        path = self.registry.resolve(request.job_name)
+        params = _check_params(path, request.params)
+        data = self._serialize(path, params)
+        depends_on = _check_depends_on(request.depends_on)
+        run_at = _check_schedule(request.delay, request.at, now)
+        if depends_on and run_at is not None:
+            raise InvalidOptionError("depends_on", depends_on, "cannot be combined with delay or at")
+        meta = _check_meta(request.meta)
+        explicit = request.job_id is not None
+        return JobSpec(
+            job_id=check_job_id(request.job_id) if explicit else uuid.uuid4().hex,
+            explicit_id=explicit,
+            path=path,
+            params=params,
+            queue=self._queue(request.priority),
+            data=data,
+            description=describe(path, params),
+            timeout=_seconds("timeout", request.timeout, self.settings.job_timeout),
+            result_ttl=_seconds("result_ttl", request.result_ttl, self.settings.result_ttl),
+            failure_ttl=_seconds("failure_ttl", request.failure_ttl, self.settings.failure_ttl),
+            ttl=None
+            if request.ttl is None and self.settings.ttl is None
+            else _seconds("ttl", request.ttl, self.settings.ttl),
+            retry_intervals=tuple(self._retry(request.retry).intervals()),
+            run_at=run_at,
+            depends_on=depends_on,
+            meta=meta,
+            meta_blob=self.serializer.dumps(dict(meta)) if meta else None,
+        )
+
+    def _queue(self, priority: object) -> str:
+        if priority not in PRIORITIES:
+            raise InvalidOptionError("priority", priority, f"must be one of {', '.join(PRIORITIES)}")
+        return self.settings.queue_for(str(priority))
+
+    def _serialize(self, path: str, params: dict[str, Any]) -> bytes:
+        try:
+            raw = self.serializer.dumps((path, None, (), params))
+        except Exception as exc:
+            key = find_unserializable_key(self.serializer, params)
+            raise SerializationError(path, f"{type(exc).__name__}: {exc}", key) from exc
+        if len(raw) > self.settings.max_payload_bytes:
+            raise PayloadTooLargeError(path, len(raw), self.settings.max_payload_bytes)
+        return compress(raw)
+
+    def _retry(self, retry: object) -> RetryPolicy:
+        if retry is None:
+            return self._default_retry
+        if isinstance(retry, bool) or not isinstance(retry, int | RetryPolicy):
+            raise InvalidOptionError("retry", retry, "must be an int (retries) or a RetryPolicy")
+        if isinstance(retry, int):
+            if not 0 <= retry <= 100:
+                raise InvalidOptionError("retry", retry, "must be between 0 and 100")
+            return RetryPolicy(
+                max_retries=retry,
+                base=self._default_retry.base,
+                factor=self._default_retry.factor,
+                cap=self._default_retry.cap,
+                jitter=self._default_retry.jitter,
+            )
+        _check_policy(retry)
+        return retry
+
+
+def compress(raw: bytes) -> bytes:
+    """rq's stored form of serialized job data (see COMPRESS_FROM)."""
+    return zlib.compress(raw, 1) if len(raw) >= COMPRESS_FROM else raw
+
+
+def describe(path: str, params: Mapping[str, Any]) -> str:
+    """rq's description format, `path(k=v, ...)`, with each value's repr bounded."""
+    args = ", ".join(sorted(f"{k}={_describe.repr(v)}" for k, v in params.items()))
+    return f"{path}({args})"
+
+
+def _check_params(path: str, params: object) -> dict[str, Any]:
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping):
+        raise InvalidParamsError(path, f"must be a mapping of str keys, not {type(params).__name__}")
+    for key in params:
+        if not isinstance(key, str):
+            raise InvalidParamsError(path, f"keys must be str, got {key!r} ({type(key).__name__})", key)
+    return dict(params)
+
+
+def _check_depends_on(depends_on: object) -> tuple[str, ...]:
+    if depends_on is None:
+        return ()
+    items = (depends_on,) if isinstance(depends_on, str) else depends_on
+    if not isinstance(items, Sequence) or not items:
+        raise InvalidOptionError("depends_on", depends_on, "must be a job id or a non-empty list of job ids")
+    return tuple(dict.fromkeys(check_job_id(item) for item in items))
+
+
+def _check_schedule(delay: object, at: object, now: float) -> float | None:
+    if delay is not None and at is not None:
+        raise InvalidOptionError("delay", delay, "give delay or at, not both")
+    if delay is not None:
+        if isinstance(delay, timedelta):
+            seconds = delay.total_seconds()
+        elif isinstance(delay, int | float) and not isinstance(delay, bool):
+            seconds = float(delay)
+        else:
+            raise InvalidOptionError("delay", delay, "must be a timedelta or a number of seconds")
+        if not math.isfinite(seconds) or seconds < 0:
+            raise InvalidOptionError("delay", delay, "must be zero or more seconds")
+        return now + seconds if seconds > 0 else None
+    if at is not None:
+        if not isinstance(at, datetime) or at.tzinfo is None or at.utcoffset() is None:
+            raise InvalidOptionError("at", at, "must be a timezone-aware datetime")
+        return max(at.timestamp(), now) if at.timestamp() > now else None
+    return None
+
+
+def _check_meta(meta: object) -> dict[str, Any]:
+    if meta is None:
+        return {}
+    if not isinstance(meta, Mapping) or not all(isinstance(k, str) for k in meta):
+        raise InvalidOptionError("meta", meta, "must be a mapping of str keys")
+    try:
+        size = len(json.dumps(meta, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise InvalidOptionError("meta", meta, f"must be JSON-safe: {exc}") from exc
+    if size > MAX_META_BYTES:
+        raise InvalidOptionError("meta", f"<{size} bytes>", f"must be at most {MAX_META_BYTES} bytes as JSON")
+    return dict(meta)
+
+
+def _seconds(option: str, value: object, default: int | None) -> int:
+    if value is None:
+        assert default is not None
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidOptionError(option, value, "must be a number of seconds")
+    if value <= 0:
+        raise InvalidOptionError(option, value, "must be more than 0 seconds")
+    return math.ceil(value)
+
+
+def _check_policy(policy: RetryPolicy) -> None:
+    checks = {
+        "max_retries": isinstance(policy.max_retries, int) and 0 <= policy.max_retries <= 100,
+        "base": _finite(policy.base) and policy.base >= 0,
+        "factor": _finite(policy.factor) and policy.factor >= 1,
+        "cap": _finite(policy.cap) and policy.cap >= 0,
+        "jitter": _finite(policy.jitter) and 0 <= policy.jitter <= 1,
+    }
+    for name, ok in checks.items():
+        if not ok:
+            raise InvalidOptionError(f"retry.{name}", getattr(policy, name), "is out of range")
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

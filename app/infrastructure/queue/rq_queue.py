@@ -1,0 +1,300 @@
+"""`RQQueue`: the `JobQueue` port on Redis, in rq 2.12's data model.
+
+Each enqueue is one round trip: a Lua script writes the rq job hash and pushes its id, or finds
+the live job that already has that id (idempotency, rq#1701). rq's own `Job.fetch`, `rq info`
+and rq-dashboard read what it writes. The producer never imports job code.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import redis
+
+from app.config import Settings
+from app.infrastructure.queue import keys, scripts
+from app.infrastructure.queue.errors import (
+    DependencyError,
+    InvalidOptionError,
+    JobNotFoundError,
+    JobStateError,
+    PayloadError,
+    WaitTimeoutError,
+)
+from app.infrastructure.queue.job_paths import JobRegistry
+from app.infrastructure.queue.job_spec import JobSpec, JobSpecBuilder
+from app.infrastructure.queue.port import JobRequest, JobView, Priority, RetryPolicy
+from app.infrastructure.queue.record import (
+    JobRecord,
+    load_return_value,
+    progress_of,
+    rq_time,
+    summarize_error,
+    text,
+)
+from app.infrastructure.queue.serialization import make_serializer
+from app.infrastructure.redis.connection import Guard
+
+_WAIT_SLICE_MS = 500
+
+
+class RQQueue:
+    """Enqueue jobs into Redis for `python -m app.worker`; read, wait for, cancel and stop them."""
+
+    def __init__(
+        self,
+        redis_conn: redis.Redis,
+        settings: Settings | None = None,
+        registry: JobRegistry | None = None,
+    ) -> None:
+        if redis_conn.connection_pool.connection_kwargs.get("decode_responses"):
+            raise InvalidOptionError(
+                "redis_conn", "decode_responses=True", "rq stores bytes; pass a plain client"
+            )
+        self.settings = settings or Settings.from_env()
+        self.registry = registry or JobRegistry(extra=self.settings.extra_jobs)
+        self.serializer = make_serializer(
+            self.settings.serializer, self.settings.signing_key, self.settings.old_signing_keys
+        )
+        self.connection = redis_conn
+        self._guard = Guard(redis_conn, self.settings.redis_retry_seconds)
+        self._builder = JobSpecBuilder(self.settings, self.registry, self.serializer)
+        self._enqueue = redis_conn.register_script(scripts.source("enqueue"))
+        self._cancel = redis_conn.register_script(scripts.source("cancel"))
+
+    def __repr__(self) -> str:
+        return f"RQQueue({self._guard.where}, queues={self.settings.queue_names})"
+
+    def enqueue(
+        self,
+        job_name: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        priority: Priority = "default",
+        delay: timedelta | float | None = None,
+        at: datetime | None = None,
+        retry: int | RetryPolicy | None = None,
+        timeout: float | None = None,
+        result_ttl: int | None = None,
+        failure_ttl: int | None = None,
+        ttl: int | None = None,
+        job_id: str | None = None,
+        depends_on: str | Sequence[str] | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Enqueue `job_name(**params)` and return the job id.
+
+        With `job_id`, a live job of that id (queued, scheduled, deferred, started, or finished
+        within its result TTL) is returned as is: nothing is created and nothing runs twice.
+
+        Raises:
+            UnknownJobError, InvalidParamsError, SerializationError, PayloadTooLargeError,
+            InvalidOptionError, InvalidJobIdError, DependencyError: bad input; nothing written.
+            QueueUnavailableError: Redis unreachable, timing out or full, after bounded retries.
+        """
+        request = JobRequest(
+            job_name,
+            params if params is not None else {},
+            priority,
+            delay,
+            at,
+            retry,
+            timeout,
+            result_ttl,
+            failure_ttl,
+            ttl,
+            job_id,
+            depends_on,
+            meta,
+        )
+        now = time.time()
+        spec = self._builder.build(request, now)
+        self._write([spec], now)
+        return spec.job_id
+
+    def enqueue_many(self, requests: Iterable[JobRequest]) -> list[str]:
+        """Enqueue a batch in one round trip (one atomic script call), all or nothing.
+
+        Every request is validated before anything is written: one bad item rejects the batch.
+        A request may depend on an earlier one of the same batch.
+
+        Raises:
+            The errors of `enqueue`, for the first bad item; nothing of the batch is written.
+        """
+        now = time.time()
+        specs = [self._builder.build(request, now) for request in requests]
+        if specs:
+            self._write(specs, now)
+        return [spec.job_id for spec in specs]
+
+    def _write(self, specs: Sequence[JobSpec], now: float) -> None:
+        args: list[Any] = [repr(now), len(specs)]
+        stamp = rq_time(now)
+        for spec in specs:
+            args += _script_args(spec, stamp)
+        reply = self._guard.call(lambda: self._enqueue(args=args))
+        if reply[0] == b"dependency":
+            spec = specs[int(reply[1]) - 1]
+            raise DependencyError(spec.job_id, text(reply[2]), text(reply[3]) or None)
+
+    def get(self, job_id: str) -> JobView:
+        """A snapshot of the job.
+
+        Raises:
+            InvalidJobIdError: `job_id` is not a valid id.
+            JobNotFoundError: no such job (never existed, or expired).
+            QueueUnavailableError: Redis unreachable.
+        """
+        keys.check_job_id(job_id)
+
+        def read() -> list[Any]:
+            with self.connection.pipeline(transaction=False) as pipe:
+                pipe.hgetall(keys.job(job_id))
+                pipe.xrevrange(keys.results(job_id), "+", "-", count=1)
+                return pipe.execute()
+
+        fields, results = self._guard.call(read)
+        if not fields:
+            raise JobNotFoundError(job_id)
+        return self._view(JobRecord.from_hash(job_id, fields), results[0][1] if results else {})
+
+    def wait(self, job_id: str, timeout: float) -> JobView:
+        """Block until the job is final (finished, failed, canceled, stopped) and return its view.
+
+        Raises:
+            WaitTimeoutError: still not final after `timeout` seconds.
+            JobNotFoundError: no such job.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            view = self.get(job_id)
+            if view.is_final:
+                return view
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WaitTimeoutError(job_id, timeout, view.status.value)
+            self._block_for_result(job_id, min(remaining * 1000, _WAIT_SLICE_MS))
+
+    def cancel(self, job_id: str) -> None:
+        """Cancel a queued, scheduled or deferred job (and its deferred dependents).
+
+        Raises:
+            JobNotFoundError: no such job.
+            JobStateError: the job started or ended already.
+        """
+        keys.check_job_id(job_id)
+        now = time.time()
+        reply = self._guard.call(lambda: self._cancel(args=[job_id, now, rq_time(now)]))
+        if reply[0] == -1:
+            raise JobNotFoundError(job_id)
+        if reply[0] == 0:
+            raise JobStateError(job_id, text(reply[1]), "cancel")
+
+    def stop(self, job_id: str) -> None:
+        """Ask the worker running the job to stop it; the job ends `stopped`, without retries.
+
+        Raises:
+            JobNotFoundError: no such job.
+            JobStateError: the job is not running, or its worker is not listening.
+        """
+        keys.check_job_id(job_id)
+        status, worker = self._guard.call(
+            lambda: self.connection.hmget(keys.job(job_id), ["status", "worker_name"])
+        )
+        if status is None:
+            raise JobNotFoundError(job_id)
+        if status != b"started" or not worker:
+            raise JobStateError(job_id, text(status), "stop")
+        payload = json.dumps({"command": "stop-job", "job_id": job_id})
+        channel = f"rq:pubsub:{text(worker)}"
+        if not self._guard.call(lambda: self.connection.publish(channel, payload)):
+            raise JobStateError(job_id, f"started on worker {text(worker)}, which is not listening", "stop")
+
+    def _block_for_result(self, job_id: str, block_ms: float) -> None:
+        """Sleep until a new result arrives for the job, or `block_ms` pass."""
+
+        def block() -> None:
+            last = self.connection.xrevrange(keys.results(job_id), "+", "-", count=1)
+            since: bytes = last[0][0] if last else b"0-0"  # type: ignore[assignment]
+            self.connection.xread({keys.results(job_id): since}, block=max(1, int(block_ms)), count=1)
+
+        self._guard.call(block)
+
+    def _view(self, record: JobRecord, result: Mapping[bytes, bytes]) -> JobView:
+        try:
+            func_name, _, _, params = record.load_call(self.serializer, self.settings.max_payload_bytes)
+        except PayloadError:
+            func_name, params = record.description.partition("(")[0], {}
+        meta = record.load_meta(self.serializer)
+        status = record.view_status()
+        return JobView(
+            id=record.id,
+            job_name=func_name,
+            status=status,
+            queue=record.origin,
+            params=params,
+            attempts=record.attempts,
+            max_attempts=record.max_attempts,
+            enqueued_at=record.enqueued_at,
+            started_at=record.started_at,
+            ended_at=record.ended_at,
+            result=self._return_value(result) if status.value == "finished" else None,
+            error=None if status.value == "finished" else summarize_error(record.error_text()),
+            progress=progress_of(meta),
+            meta=meta,
+            worker=record.worker_name,
+        )
+
+    def _return_value(self, result: Mapping[bytes, bytes]) -> Any:
+        try:
+            return load_return_value(self.serializer, result.get(b"return_value"))
+        except Exception:
+            return None
+
+
+def _script_args(spec: JobSpec, stamp: str) -> list[Any]:
+    fields: list[Any] = [
+        "created_at",
+        stamp,
+        "enqueued_at",
+        stamp,
+        "data",
+        spec.data,
+        "origin",
+        spec.queue,
+        "description",
+        spec.description,
+        "timeout",
+        spec.timeout,
+        "result_ttl",
+        spec.result_ttl,
+        "failure_ttl",
+        spec.failure_ttl,
+        "retries_left",
+        len(spec.retry_intervals),
+        "retry_intervals",
+        json.dumps(spec.retry_intervals),
+        "taskq_max_attempts",
+        spec.max_attempts,
+    ]
+    if spec.ttl:
+        fields += ["ttl", spec.ttl]
+    if spec.meta_blob:
+        fields += ["meta", spec.meta_blob]
+    if spec.depends_on:
+        fields += ["dependency_ids", json.dumps(spec.depends_on), "dependency_id", spec.depends_on[0]]
+    run_at = "" if spec.run_at is None else repr(spec.run_at)
+    return [
+        spec.job_id,
+        spec.queue,
+        run_at,
+        spec.ttl or "",
+        len(spec.depends_on),
+        *spec.depends_on,
+        len(fields),
+        *fields,
+    ]

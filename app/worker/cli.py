@@ -1,0 +1,105 @@
+"""`python -m app.worker` (and `taskq worker`): the composition root of a worker process."""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+from dataclasses import replace
+
+import click
+
+from app import logs
+from app.config import Settings
+from app.infrastructure.queue.errors import QueueError
+from app.infrastructure.queue.job_paths import JobRegistry
+from app.infrastructure.redis.connection import connect
+from app.worker.preflight import resolve_jobs
+from app.worker.supervisor import Supervisor
+from app.worker.worker import Worker
+
+#: Test hook for the chaos suite: the probability that a worker dies (os._exit) right after
+#: claiming a job, before running it. Never set it in production.
+CRASH_HOOK = "TASKQ_TEST_CRASH_AFTER_CLAIM"
+
+
+@click.command(name="worker", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--queues", "-q", help="Comma-separated queues, highest priority first [default: QUEUE_NAMES].")
+@click.option("--burst", is_flag=True, help="Run until the queues are empty, then exit.")
+@click.option(
+    "--processes",
+    "-n",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Worker processes to run; dead ones are restarted.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["fork", "inline"]),
+    help="fork: a process per job (default); inline: faster, no isolation.",
+)
+@click.option("--max-jobs", type=click.IntRange(1), help="Exit after this many jobs.")
+@click.option("--name", help="Worker name (default: host.pid.random).")
+@click.option("--url", help="Redis URL [default: REDIS_URL].")
+def worker_command(
+    queues: str | None,
+    burst: bool,
+    processes: int,
+    mode: str | None,
+    max_jobs: int | None,
+    name: str | None,
+    url: str | None,
+) -> None:
+    """Run background jobs from the queues until SIGTERM (which finishes the current job first)."""
+    try:
+        settings = Settings.from_env()
+        if url:
+            settings = replace(settings, redis_url=url)
+    except QueueError as exc:
+        raise click.ClickException(str(exc)) from None
+    logs.configure(settings.log_level, settings.log_format)
+    if processes > 1:
+        sys.exit(Supervisor(processes, _passthrough(queues, burst, mode, max_jobs, url)).run())
+    queue_names = [q.strip() for q in queues.split(",")] if queues else list(settings.queue_names)
+    registry = JobRegistry(extra=settings.extra_jobs)
+    functions, problems = resolve_jobs(registry)
+    if problems:
+        for line in problems:
+            click.echo(f"worker: broken job path: {line}", err=True)
+        sys.exit(2)
+    try:
+        worker = Worker(connect(settings), settings, registry, functions, queue_names, name=name, mode=mode)
+    except QueueError as exc:
+        raise click.ClickException(str(exc)) from None
+    _install_crash_hook(worker)
+    worker.work(burst=burst, max_jobs=max_jobs)
+
+
+def _passthrough(
+    queues: str | None, burst: bool, mode: str | None, max_jobs: int | None, url: str | None
+) -> list[str]:
+    args: list[str] = []
+    for flag, value in (("--queues", queues), ("--mode", mode), ("--url", url)):
+        if value:
+            args += [flag, value]
+    if max_jobs:
+        args += ["--max-jobs", str(max_jobs)]
+    if burst:
+        args.append("--burst")
+    return args
+
+
+def _install_crash_hook(worker: Worker) -> None:
+    chance = float(os.environ.get(CRASH_HOOK) or 0)
+    if chance <= 0:
+        return
+    original = worker._next
+
+    def crashing_next(burst: bool):  # type: ignore[no-untyped-def]
+        claim = original(burst)
+        if claim is not None and random.random() < chance:
+            os._exit(3)
+        return claim
+
+    worker._next = crashing_next  # type: ignore[method-assign]

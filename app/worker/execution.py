@@ -1,0 +1,226 @@
+"""Running one claimed job: check it, load it, call it, and say how it went (an `Outcome`).
+
+`JobRunner.run` is the same code in both modes; `run_forked` wraps it in a child process
+(isolation per job, a hard kill at the timeout), `run_inline` calls it in the worker itself.
+Nothing of a job is loaded before its signature is checked, and nothing is imported or run
+unless its path is registered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import pickle
+import select
+import signal
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from rq.timeouts import JobTimeoutException, UnixSignalDeathPenalty
+
+from app.config import Settings
+from app.infrastructure.process import die_with_parent
+from app.infrastructure.queue.errors import JobNotAllowedError, PayloadError
+from app.infrastructure.queue.job_paths import JobRegistry
+from app.infrastructure.queue.record import JobRecord
+from app.infrastructure.queue.serialization import Serializer
+from app.worker.runtime import JobContext, PermanentError, ProgressSink, running
+
+Kind = Literal["finished", "failed", "stopped", "requeue"]
+UNSERIALIZABLE = "Unserializable return value"
+
+
+class JobStopped(BaseException):
+    """Raised inside an inline job when `stop()` asks for it; a BaseException so jobs don't swallow it."""
+
+
+class ColdShutdown(BaseException):
+    """Raised inside an inline job on a second SIGTERM: the job is put back and the worker exits."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A job the dequeue script handed to this worker, registered as started under `execution_id`."""
+
+    queue: str
+    job_id: str
+    execution_id: str
+    attempt: int
+    record: JobRecord
+    started: float
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended. `retryable` failures are retried while the job has retries left."""
+
+    kind: Kind
+    return_blob: str = ""
+    error: str = ""
+    retryable: bool = False
+    func_name: str = ""
+
+    @classmethod
+    def failure(cls, error: str, retryable: bool, func_name: str = "") -> Outcome:
+        return cls("failed", error=error, retryable=retryable, func_name=func_name)
+
+
+class JobRunner:
+    """Checks a claimed job against the allow-list, loads it and calls it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: JobRegistry,
+        serializer: Serializer,
+        functions: Mapping[str, Callable[..., Any]],
+        progress: Callable[[Claim], ProgressSink],
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.serializer = serializer
+        self.functions = functions
+        self.progress = progress
+
+    def run(self, claim: Claim) -> Outcome:
+        try:
+            func_name, func, args, kwargs = self._load(claim)
+        except (PayloadError, JobNotAllowedError) as exc:
+            return Outcome.failure(f"{type(exc).__name__}: {exc}", retryable=False)
+        context = JobContext(
+            claim.job_id, func_name, claim.queue, claim.attempt, self.settings, self.progress(claim)
+        )
+        try:
+            with (
+                running(context),
+                UnixSignalDeathPenalty(_timeout(claim), JobTimeoutException, job_id=claim.job_id),
+            ):
+                value = func(*args, **kwargs)
+                if asyncio.iscoroutine(value):
+                    value = asyncio.run(value)
+        except JobStopped:
+            return Outcome("stopped", error="Job stopped by request", func_name=func_name)
+        except PermanentError:
+            return Outcome.failure(traceback.format_exc(), retryable=False, func_name=func_name)
+        except Exception:
+            return Outcome.failure(traceback.format_exc(), retryable=True, func_name=func_name)
+        return Outcome("finished", return_blob=self._encode(value), func_name=func_name)
+
+    def _load(self, claim: Claim) -> tuple[str, Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+        for callback in claim.record.callbacks:
+            if not self.registry.is_callback(callback):
+                raise JobNotAllowedError(callback, "callback")
+        func_name, instance, args, kwargs = claim.record.load_call(
+            self.serializer, self.settings.max_payload_bytes
+        )
+        if (
+            instance is not None
+            or not self.registry.is_registered(func_name)
+            or func_name not in self.functions
+        ):
+            raise JobNotAllowedError(func_name)
+        return func_name, self.functions[func_name], args, kwargs
+
+    def _encode(self, value: Any) -> str:
+        if value is None:
+            return ""
+        try:
+            blob = self.serializer.dumps(value)
+        except Exception:
+            blob = self.serializer.dumps(UNSERIALIZABLE)
+        return base64.b64encode(blob).decode()
+
+
+def _timeout(claim: Claim) -> int:
+    return claim.record.timeout or 180
+
+
+def run_inline(runner: JobRunner, claim: Claim) -> Outcome:
+    """Run the job in this process (fast mode): no fork, a timeout by SIGALRM."""
+    return runner.run(claim)
+
+
+@dataclass
+class ForkedRun:
+    """A job running in a child process, watched by the worker."""
+
+    pid: int
+    read_fd: int
+
+
+def start_forked(runner: JobRunner, claim: Claim) -> ForkedRun:
+    """Fork a child that runs the job and writes its `Outcome` to a pipe, then exits."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        code = 1
+        try:
+            os.close(read_fd)
+            os.setpgrp()
+            die_with_parent(signal.SIGKILL)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            outcome = runner.run(claim)
+            _write_all(write_fd, pickle.dumps(outcome))
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    return ForkedRun(pid, read_fd)
+
+
+def watch_forked(
+    run: ForkedRun, claim: Claim, tick: Callable[[], None], interval: float, kill_after: float
+) -> tuple[Outcome | None, str]:
+    """Wait for the child, calling `tick()` every `interval` s; kill it past `kill_after` s.
+
+    Returns the child's outcome (None if it died without one) and how it ended, for messages.
+    """
+    chunks: list[bytes] = []
+    deadline = claim.started + kill_after
+    ended = ""
+    try:
+        while True:
+            wait = max(0.0, min(interval, deadline - time.time()))
+            readable, _, _ = select.select([run.read_fd], [], [], wait)
+            if readable:
+                chunk = os.read(run.read_fd, 1 << 16)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            elif time.time() >= deadline:
+                kill_group(run.pid)
+                ended = f"killed after its timeout of {kill_after:g} s"
+                break
+            else:
+                tick()
+    finally:
+        os.close(run.read_fd)
+    _, status = os.waitpid(run.pid, 0)
+    if not ended and os.WIFSIGNALED(status):
+        ended = f"work horse terminated unexpectedly by signal {os.WTERMSIG(status)}"
+    elif not ended and os.WEXITSTATUS(status) != 0:
+        ended = f"work horse exited with status {os.WEXITSTATUS(status)}"
+    try:
+        return (pickle.loads(b"".join(chunks)) if chunks else None), ended
+    except Exception:
+        return None, ended or "work horse wrote a broken outcome"
+
+
+def kill_group(pid: int) -> None:
+    """SIGKILL a child's process group (the job and anything it started); it may be gone already."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+    os.close(fd)

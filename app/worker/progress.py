@@ -1,0 +1,74 @@
+"""Where `report_progress` writes: the `progress` entry of the job's meta, nothing else of it.
+
+Writes are throttled (at most one per `MIN_INTERVAL`, plus the final one), so a job may report
+in a tight loop without flooding Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import redis
+
+from app.infrastructure.queue import keys
+from app.infrastructure.queue.serialization import Serializer
+from app.worker.runtime import ProgressSink
+
+if TYPE_CHECKING:
+    from app.worker.execution import Claim
+
+log = logging.getLogger("taskq.worker")
+MIN_INTERVAL = 0.1
+
+
+class ProgressWriter:
+    """Makes, for each claimed job, the sink its `report_progress` calls write to."""
+
+    def __init__(self, connection: redis.Redis, serializer: Serializer) -> None:
+        self.connection = connection
+        self.serializer = serializer
+
+    def __call__(self, claim: Claim) -> ProgressSink:
+        last = [0.0]
+
+        def sink(done: int, total: int, message: str) -> None:
+            now = time.monotonic()
+            if done < total and now - last[0] < MIN_INTERVAL:
+                return
+            last[0] = now
+            try:
+                self.write(claim.job_id, {"done": done, "total": total, "message": message})
+            except redis.exceptions.RedisError as exc:
+                log.warning("progress not recorded for job %s: %s", claim.job_id, exc)
+
+        return sink
+
+    def write(self, job_id: str, progress: dict[str, object]) -> None:
+        """Set meta['progress'] on the job, keeping every other meta entry (optimistic lock)."""
+        key = keys.job(job_id)
+        with self.connection.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    if not pipe.exists(key):
+                        return
+                    raw = pipe.hget(key, "meta")
+                    meta = self._load(raw)
+                    meta["progress"] = progress
+                    pipe.multi()
+                    pipe.hset(key, "meta", self.serializer.dumps(meta))
+                    pipe.execute()
+                    return
+                except redis.exceptions.WatchError:
+                    continue
+
+    def _load(self, raw: bytes | str | None) -> dict[str, object]:
+        if not raw or isinstance(raw, str):
+            return {}
+        try:
+            meta = self.serializer.loads(raw)
+        except Exception:
+            return {}
+        return meta if isinstance(meta, dict) else {}

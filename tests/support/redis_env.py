@@ -37,7 +37,7 @@ def with_db(url: str, db: int) -> str:
     parts = urlsplit(url)
     if parts.scheme == "unix":
         query = "&".join(p for p in parts.query.split("&") if p and not p.startswith("db="))
-        return urlunsplit((parts.scheme, parts.netloc, parts.path, f"{query}&db={db}".lstrip("&"), ""))
+        return f"unix://{parts.path}?" + f"{query}&db={db}".lstrip("&")
     return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, ""))
 
 

@@ -12,6 +12,7 @@ import redis
 from app.config import Settings
 from app.infrastructure.redis.embedded import EmbeddedRedis
 from tests.support.jobs import TEST_JOBS
+from tests.support.processes import LIVE
 from tests.support.redis_env import claim_database, delete_own_keys, local_redis_answers, release_database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +34,8 @@ def redis_url() -> Iterator[str]:
     try:
         yield url
     finally:
+        for worker in list(LIVE):
+            worker.stop()
         release_database(url, token)
         if server is not None:
             server.stop()

@@ -17,6 +17,8 @@ import redis
 from app.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
+#: Every worker a test started and has not stopped; conftest stops them at the end of the run.
+LIVE: set[WorkerProcess] = set()
 
 
 def wait_until(
@@ -50,17 +52,18 @@ class WorkerProcess:
         self.process = subprocess.Popen(
             self.args, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
+        LIVE.add(self)
         if wait_ready:
             client = redis.Redis.from_url(self.settings.redis_url)
             try:
                 wait_until(
-                    lambda: (
-                        client.hget(f"rq:worker:{self.name}", "state") not in (None, b"starting")
-                        or self.process.poll() is not None
-                    ),
+                    lambda: self._ready(client) or self.process.poll() is not None,
                     timeout=20,
                     what=f"worker {self.name} to register",
                 )
+            except AssertionError:
+                self.stop()
+                raise
             finally:
                 client.close()
             if self.process.poll() is not None:
@@ -68,6 +71,13 @@ class WorkerProcess:
                     f"worker exited at start ({self.process.returncode}):\n{self.communicate()}"
                 )
         return self
+
+    def _ready(self, client: redis.Redis) -> bool:
+        if "--processes" in self.args:
+            wanted = int(self.args[self.args.index("--processes") + 1])
+            states = [client.hget(key, "state") for key in client.smembers("rq:workers")]
+            return sum(state not in (None, b"starting") for state in states) >= wanted
+        return client.hget(f"rq:worker:{self.name}", "state") not in (None, b"starting")
 
     @property
     def pid(self) -> int:
@@ -90,6 +100,7 @@ class WorkerProcess:
         return self.output
 
     def stop(self) -> int | None:
+        LIVE.discard(self)
         if self.process is None or self.process.poll() is not None:
             if self.process is not None:
                 self.communicate()

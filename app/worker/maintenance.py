@@ -61,12 +61,7 @@ class Maintenance:
         reply = self._reap(args=[queue, repr(now), rq_time(now), packed, b64, 1000])
         names = [item.decode() for item in reply]
         split = names.index("|")
-        requeued, failed = names[:split], names[split + 1 :]
-        for job_id in requeued:
-            log.warning("job requeued id=%s queue=%s reason=abandoned", job_id, queue)
-        for job_id in failed:
-            log.warning("job failed id=%s queue=%s reason=abandoned, no retries left", job_id, queue)
-        return requeued, failed
+        return names[:split], names[split + 1 :]
 
     def _expire_registries(self, queue: str) -> None:
         now = time.time()

@@ -27,6 +27,7 @@ from app.infrastructure.queue import keys, scripts
 from app.infrastructure.queue.job_paths import JobRegistry
 from app.infrastructure.queue.record import JobRecord, encode_error, rq_time, text
 from app.infrastructure.queue.serialization import make_serializer
+from app.worker.events import LogEvents, WorkerEvents
 from app.worker.execution import (
     Claim,
     ColdShutdown,
@@ -62,6 +63,7 @@ class Worker(BaseWorker):
         *,
         name: str | None = None,
         mode: str | None = None,
+        events: Sequence[WorkerEvents] = (),
     ) -> None:
         names = [keys.check_queue_name(queue) for queue in queues]
         super().__init__(
@@ -74,6 +76,7 @@ class Worker(BaseWorker):
         self.hostname, self.pid, self.ip_address = socket.gethostname(), os.getpid(), "unknown"
         self.settings = settings
         self.mode = mode or settings.worker_mode
+        self.events: tuple[WorkerEvents, ...] = (LogEvents(), *events)
         self.queue_list = names
         self.heartbeat_ttl = int(3 * settings.heartbeat_interval + 5)
         serializer = make_serializer(settings.serializer, settings.signing_key, settings.old_signing_keys)
@@ -201,13 +204,7 @@ class Worker(BaseWorker):
     # -- running a job ----------------------------------------------------------------------
 
     def _execute(self, claim: Claim) -> Outcome:
-        log.info(
-            "job started id=%s name=%s queue=%s attempt=%d",
-            claim.job_id,
-            claim.record.description.partition("(")[0],
-            claim.queue,
-            claim.attempt,
-        )
+        self._emit("job_started", claim)
         self._current = claim
         try:
             return self._run_forked(claim) if self.mode == "fork" else self._run_inline(claim)
@@ -255,7 +252,9 @@ class Worker(BaseWorker):
                 self._heartbeat(claim)
             if self.maintenance.due():
                 try:
-                    self.maintenance.run()
+                    for queue, (requeued, failed) in self.maintenance.run().items():
+                        if requeued or failed:
+                            self._emit("jobs_reaped", queue, requeued, failed)
                 except redis.exceptions.RedisError as exc:
                     log.warning("maintenance skipped: %s", exc)
 
@@ -323,15 +322,14 @@ class Worker(BaseWorker):
                 ],
             )
         self._with_patience(call)
-        log.info(
-            "job %s id=%s queue=%s attempt=%d duration=%.3fs%s",
-            _EVENT[kind],
-            claim.job_id,
-            claim.queue,
-            claim.attempt,
-            now - claim.started,
-            f" error={_last_line(outcome.error)!r}" if outcome.error else "",
-        )
+        self._emit("job_ended", claim, _ENDING[kind], outcome, now - claim.started)
+
+    def _emit(self, hook: str, *args: Any) -> None:
+        for observer in self.events:
+            try:
+                getattr(observer, hook)(*args)
+            except Exception:
+                log.exception("worker event observer %r failed on %s", observer, hook)
 
     def _failure_kind(self, claim: Claim, outcome: Outcome, now: float) -> tuple[str, str]:
         record = claim.record
@@ -435,15 +433,10 @@ class Worker(BaseWorker):
         self._on_stop_signal(signum, frame)
 
 
-_EVENT = {
+_ENDING = {
     "finished": "finished",
     "failed": "failed",
     "retry": "retried",
     "stopped": "stopped",
     "requeue": "requeued",
 }
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1].strip()[:300] if lines else ""

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
-TEST_DBS = range(9, 16)
+TEST_DBS = range(1, 16)
 LOCK_KEY = "taskq:test-run-lock"
 LOCK_SECONDS = 3600
 

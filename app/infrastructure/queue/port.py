@@ -6,12 +6,14 @@ cases against both. Nothing here imports rq or redis.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any, Literal, Protocol
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple, Protocol
 
 Priority = Literal["high", "default", "low"]
 
@@ -51,13 +53,16 @@ class RetryPolicy:
     jitter: float = 0.1
 
     def intervals(self, rng: random.Random | None = None) -> list[float]:
-        """The waits before retry 1, 2, ... `max_retries`, in seconds."""
-        pick = (rng or random).uniform
-        waits = []
-        for attempt in range(self.max_retries):
-            wait = min(self.cap, self.base * self.factor**attempt)
-            waits.append(round(max(0.0, wait * (1 + pick(-self.jitter, self.jitter))), 3))
-        return waits
+        """The waits before retry 1, 2, ... `max_retries`, in seconds, each with its jitter."""
+        draw = (rng or random).random
+        spread = self.jitter
+        return [round(max(0.0, wait * (1 + spread * (2 * draw() - 1))), 3) for wait in _waits(self)]
+
+
+@functools.cache
+def _waits(policy: RetryPolicy) -> tuple[float, ...]:
+    """The waits without jitter; computed once per policy (it runs on every enqueue)."""
+    return tuple(min(policy.cap, policy.base * policy.factor**n) for n in range(policy.max_retries))
 
 
 @dataclass(frozen=True)
@@ -73,12 +78,11 @@ class Progress:
         return min(1.0, self.done / self.total) if self.total > 0 else 0.0
 
 
-@dataclass(frozen=True)
-class JobRequest:
+class JobRequest(NamedTuple):
     """One job to enqueue: what `enqueue()` takes, as a value (used by `enqueue_many`)."""
 
     job_name: str
-    params: Mapping[str, Any] = field(default_factory=dict)
+    params: Mapping[str, Any] = MappingProxyType({})
     priority: Priority = "default"
     delay: timedelta | float | None = None
     at: datetime | None = None

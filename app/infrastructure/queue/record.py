@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,8 +29,20 @@ def text(value: object) -> str:
 
 
 def rq_time(epoch: float) -> str:
-    """rq's timestamp format for an epoch time."""
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime(_RQ_TIME)
+    """rq's timestamp format (`2026-11-28T20:00:00.123456Z`) for an epoch time.
+
+    On every enqueue and claim: the seconds part is formatted once per second, not per call.
+    """
+    global _stamp
+    seconds = int(epoch)
+    cached_second, prefix = _stamp  # one tuple, read and replaced whole: safe across threads
+    if seconds != cached_second:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        _stamp = (seconds, prefix)
+    return f"{prefix}.{int((epoch - seconds) * 1e6):06d}Z"
+
+
+_stamp = (-1, "")
 
 
 def parse_rq_time(raw: bytes | str | None) -> datetime | None:
@@ -87,7 +100,7 @@ class JobRecord:
             retries_left=retries_left,
             retry_intervals=intervals,
             attempts=_int(get(b"taskq_attempts"), 0),
-            max_attempts=_int(get(b"taskq_max_attempts"), len(intervals) + 1),
+            max_attempts=len(intervals) + 1,
             meta_blob=get(b"meta") or None,
             exc_info=get(b"exc_info") or None,
             reason=text(b"taskq_reason"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-NAMES = ("enqueue", "dequeue", "finish", "fail", "reap", "cancel")
+NAMES = ("enqueue", "enqueue_one", "dequeue", "finish", "fail", "reap", "cancel")
 
 
 @cache

@@ -11,8 +11,74 @@ local function push_job(queue, id, at_front)
   end
   redis.call('SADD', 'rq:queues', 'rq:queue:' .. queue)
   -- One wake-up token per pushed job; idle workers block on these lists.
-  redis.call('RPUSH', 'taskq:wake:' .. queue, '1')
-  redis.call('LTRIM', 'taskq:wake:' .. queue, -1000, -1)
+  if redis.call('RPUSH', 'taskq:wake:' .. queue, '1') > 1000 then
+    redis.call('LTRIM', 'taskq:wake:' .. queue, -1000, -1)
+  end
+end
+
+-- A live job (queued, scheduled, deferred, started, or finished within its result TTL) owns its
+-- id: enqueueing that id again returns it. A job that ended for good can be replaced.
+local function is_live(status)
+  return status and status ~= 'failed' and status ~= 'stopped' and status ~= 'canceled'
+end
+
+-- Remove what is left of a job that ended for good, so that its id can start a new run.
+local function clear_ended(id)
+  local key = job_key(id)
+  local origin = redis.call('HGET', key, 'origin')
+  if origin then
+    redis.call('ZREM', 'rq:failed:' .. origin, id)
+    redis.call('ZREM', 'rq:canceled:' .. origin, id)
+  end
+  redis.call('DEL', key, 'rq:results:' .. id, key .. ':dependencies')
+end
+
+-- Read one job record from `args` at `pos` (the producer's positional format: id, queue, run_at,
+-- ttl, stamp, data, description, timeout, result_ttl, failure_ttl, retries_left, retry_intervals,
+-- meta, n dependencies, their ids). Returns the job and the position after it.
+local function read_job(args, pos)
+  local ndeps = tonumber(args[pos + 13])
+  local job = {id = args[pos], queue = args[pos + 1], run_at = args[pos + 2], ttl = args[pos + 3], deps = {}}
+  for i = 1, ndeps do job.deps[i] = args[pos + 13 + i] end
+  local fields = {'created_at', args[pos + 4], 'enqueued_at', args[pos + 4], 'data', args[pos + 5],
+    'origin', job.queue, 'description', args[pos + 6], 'timeout', args[pos + 7], 'result_ttl', args[pos + 8],
+    'failure_ttl', args[pos + 9], 'retries_left', args[pos + 10], 'retry_intervals', args[pos + 11]}
+  if job.ttl ~= '' then
+    fields[#fields + 1] = 'ttl'
+    fields[#fields + 1] = job.ttl
+  end
+  if args[pos + 12] ~= '' then
+    fields[#fields + 1] = 'meta'
+    fields[#fields + 1] = args[pos + 12]
+  end
+  if ndeps > 0 then
+    fields[#fields + 1] = 'dependency_id'
+    fields[#fields + 1] = job.deps[1]
+    fields[#fields + 1] = 'dependency_ids'
+    fields[#fields + 1] = cjson.encode(job.deps)
+  end
+  job.fields = fields
+  return job, pos + 14 + ndeps
+end
+
+-- Write a new job: its hash, then its queue, or the scheduled or deferred registry.
+-- `pending` lists the unfinished jobs it waits for.
+local function create_job(job, status, now, pending)
+  local key = job_key(job.id)
+  redis.call('HSET', key, 'status', status, unpack(job.fields))
+  redis.call('SADD', 'rq:queues', 'rq:queue:' .. job.queue)
+  if status == 'deferred' then
+    redis.call('ZADD', 'rq:deferred:' .. job.queue, now, job.id)
+    for _, dep in ipairs(pending) do
+      redis.call('SADD', 'rq:job:' .. dep .. ':dependents', job.id)
+      redis.call('SADD', key .. ':dependencies', dep)
+    end
+  elseif status == 'scheduled' then
+    redis.call('ZADD', 'rq:scheduled:' .. job.queue, job.run_at, job.id)
+  else
+    push_job(job.queue, job.id, false)
+  end
+  if job.ttl ~= '' then redis.call('EXPIRE', key, job.ttl) end
 end
 
 local function end_execution(id, queue, exec_id, worker_key)

@@ -51,8 +51,11 @@ class LogEvents(NoEvents):
         if log.isEnabledFor(logging.INFO):
             log.info(
                 "job started id=%s name=%s queue=%s attempt=%d",
-                claim.job_id, claim.record.description.partition("(")[0], claim.queue, claim.attempt,
-            )  # fmt: skip
+                claim.job_id,
+                claim.record.description.partition("(")[0],
+                claim.queue,
+                claim.attempt,
+            )
 
     def job_ended(self, claim: Claim, ending: str, outcome: Outcome, duration: float) -> None:
         if not log.isEnabledFor(logging.INFO):
@@ -60,8 +63,13 @@ class LogEvents(NoEvents):
         error = f" error={_last_line(outcome.error)!r}" if outcome.error else ""
         log.info(
             "job %s id=%s queue=%s attempt=%d duration=%.3fs%s",
-            ending, claim.job_id, claim.queue, claim.attempt, duration, error,
-        )  # fmt: skip
+            ending,
+            claim.job_id,
+            claim.queue,
+            claim.attempt,
+            duration,
+            error,
+        )
 
     def jobs_reaped(self, queue: str, requeued: list[str], failed: list[str]) -> None:
         for job_id in requeued:

@@ -10,12 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
-import os
-import pickle
-import select
-import signal
-import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,7 +18,6 @@ from typing import Any, Literal
 from rq.timeouts import JobTimeoutException, UnixSignalDeathPenalty
 
 from app.config import Settings
-from app.infrastructure.process import die_with_parent
 from app.infrastructure.queue.errors import JobNotAllowedError, PayloadError
 from app.infrastructure.queue.job_paths import JobRegistry
 from app.infrastructure.queue.record import JobRecord
@@ -143,84 +136,3 @@ def _timeout(claim: Claim) -> int:
 def run_inline(runner: JobRunner, claim: Claim) -> Outcome:
     """Run the job in this process (fast mode): no fork, a timeout by SIGALRM."""
     return runner.run(claim)
-
-
-@dataclass
-class ForkedRun:
-    """A job running in a child process, watched by the worker."""
-
-    pid: int
-    read_fd: int
-
-
-def start_forked(runner: JobRunner, claim: Claim) -> ForkedRun:
-    """Fork a child that runs the job and writes its `Outcome` to a pipe, then exits."""
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns
-        code = 1
-        try:
-            os.close(read_fd)
-            os.setpgrp()
-            die_with_parent(signal.SIGKILL)
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            outcome = runner.run(claim)
-            _write_all(write_fd, pickle.dumps(outcome))
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(write_fd)
-    return ForkedRun(pid, read_fd)
-
-
-def watch_forked(
-    run: ForkedRun, claim: Claim, tick: Callable[[], None], interval: float, kill_after: float
-) -> tuple[Outcome | None, str]:
-    """Wait for the child, calling `tick()` every `interval` s; kill it past `kill_after` s.
-
-    Returns the child's outcome (None if it died without one) and how it ended, for messages.
-    """
-    chunks: list[bytes] = []
-    deadline = claim.started + kill_after
-    ended = ""
-    try:
-        while True:
-            wait = max(0.0, min(interval, deadline - time.time()))
-            readable, _, _ = select.select([run.read_fd], [], [], wait)
-            if readable:
-                chunk = os.read(run.read_fd, 1 << 16)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-            elif time.time() >= deadline:
-                kill_group(run.pid)
-                ended = f"killed after its timeout of {kill_after:g} s"
-                break
-            else:
-                tick()
-    finally:
-        os.close(run.read_fd)
-    _, status = os.waitpid(run.pid, 0)
-    if not ended and os.WIFSIGNALED(status):
-        ended = f"work horse terminated unexpectedly by signal {os.WTERMSIG(status)}"
-    elif not ended and os.WEXITSTATUS(status) != 0:
-        ended = f"work horse exited with status {os.WEXITSTATUS(status)}"
-    try:
-        return (pickle.loads(b"".join(chunks)) if chunks else None), ended
-    except Exception:
-        return None, ended or "work horse wrote a broken outcome"
-
-
-def kill_group(pid: int) -> None:
-    """SIGKILL a child's process group (the job and anything it started); it may be gone already."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-    os.close(fd)

@@ -1,13 +1,14 @@
 """The worker loop: claim a job atomically, run it (forked or inline), record how it went.
 
 It is an rq `BaseWorker` (so `rq info`, rq-dashboard and rq's stop/shutdown commands see and
-steer it) whose hot path is three Lua scripts instead of rq's ~18 round trips per job:
-dequeue (claim and register as started, in one step), finish, fail. Signals only set flags,
-so a SIGTERM can never land between two halves of a state change (rq#2236).
+steer it) whose hot path is our scripts (`store.py`) instead of rq's ~18 round trips per job.
+Signals only set flags, so a SIGTERM can never land between two halves of a state change
+(rq#2236).
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -23,24 +24,15 @@ import redis
 from rq.worker import BaseWorker
 
 from app.config import Settings
-from app.infrastructure.queue import keys, scripts
+from app.infrastructure.queue import keys
 from app.infrastructure.queue.job_paths import JobRegistry
-from app.infrastructure.queue.record import JobRecord, encode_error, rq_time, text
 from app.infrastructure.queue.serialization import make_serializer
+from app.worker import horse
 from app.worker.events import LogEvents, WorkerEvents
-from app.worker.execution import (
-    Claim,
-    ColdShutdown,
-    JobRunner,
-    JobStopped,
-    Outcome,
-    kill_group,
-    run_inline,
-    start_forked,
-    watch_forked,
-)
+from app.worker.execution import Claim, ColdShutdown, JobRunner, JobStopped, Outcome, run_inline
 from app.worker.maintenance import Maintenance
 from app.worker.progress import ProgressWriter
+from app.worker.store import ClaimReply, WorkerStore, new_execution_id
 
 log = logging.getLogger("taskq.worker")
 
@@ -48,6 +40,13 @@ WORKER_TTL = 20
 KILL_GRACE = 5.0
 RECORD_PATIENCE = 120.0
 _REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+_ENDING = {
+    "finished": "finished",
+    "failed": "failed",
+    "retry": "retried",
+    "stopped": "stopped",
+    "requeue": "requeued",
+}
 
 
 class Worker(BaseWorker):
@@ -66,35 +65,33 @@ class Worker(BaseWorker):
         events: Sequence[WorkerEvents] = (),
     ) -> None:
         names = [keys.check_queue_name(queue) for queue in queues]
+        name = name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
         super().__init__(
-            names,
-            name=name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}",
-            connection=connection,
-            worker_ttl=WORKER_TTL,
-            prepare_for_work=False,
+            names, name=name, connection=connection, worker_ttl=WORKER_TTL, prepare_for_work=False
         )
         self.hostname, self.pid, self.ip_address = socket.gethostname(), os.getpid(), "unknown"
         self.settings = settings
         self.mode = mode or settings.worker_mode
         self.events: tuple[WorkerEvents, ...] = (LogEvents(), *events)
         self.queue_list = names
-        self.heartbeat_ttl = int(3 * settings.heartbeat_interval + 5)
+        self.store = WorkerStore(
+            connection, self.key, name, names, int(3 * settings.heartbeat_interval + 5), WORKER_TTL + 60
+        )
         serializer = make_serializer(settings.serializer, settings.signing_key, settings.old_signing_keys)
         self.runner = JobRunner(
             settings, registry, serializer, functions, ProgressWriter(connection, serializer)
         )
-        self.maintenance = Maintenance(connection, names, settings.maintenance_interval, self.name)
-        self._dequeue = connection.register_script(scripts.source("dequeue"))
-        self._finish = connection.register_script(scripts.source("finish"))
-        self._fail = connection.register_script(scripts.source("fail"))
+        self.maintenance = Maintenance(connection, names, settings.maintenance_interval, name)
         self._stop = threading.Event()
         self._cold = False
         self._signal_at = 0.0
         self._current: Claim | None = None
         self._in_job = False
+        self._next_reply: ClaimReply | None = None
         self._lost_execution: str | None = None
         self._redis_down_since: float | None = None
         self._idle = False
+        self._exiting: list[int] = []  # work horses that delivered their outcome and are exiting
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -102,6 +99,8 @@ class Worker(BaseWorker):
         """Run jobs until SIGTERM/SIGINT (or, with `burst`, until the queues are empty)."""
         self._install_handlers()
         self._bootstrap()
+        if self.mode == "fork":
+            gc.freeze()  # what is loaded now is shared with every work horse, never collected by them
         beat = threading.Thread(target=self._beat_loop, name="taskq-heartbeat", daemon=True)
         beat.start()
         done = 0
@@ -112,12 +111,14 @@ class Worker(BaseWorker):
                     if burst and self._idle:
                         break
                     continue
-                self._record(claim, self._execute(claim))
                 done += 1
+                more = not self._stop.is_set() and (max_jobs is None or done < max_jobs)
+                self._record(claim, self._execute(claim), claim_next=more)
         finally:
             self._stop.set()
             beat.join(timeout=2)
             self._teardown()
+            horse.reap(self._exiting, block=True)
         log.info("worker stopped name=%s jobs=%d", self.name, done)
         return done > 0
 
@@ -139,60 +140,49 @@ class Worker(BaseWorker):
         )
 
     def _teardown(self) -> None:
+        if self._next_reply is not None and self._next_reply.claim() is not None:
+            # A job claimed along with the last outcome, never run: put it back now.
+            self._lost_execution = self._next_reply.execution_id
         try:
+            if self._lost_execution:
+                self.store.recover(self._lost_execution)
+            self.store.flush_counts()
             self.register_death()
         except redis.exceptions.RedisError as exc:
-            log.warning("worker could not register its death: %s", exc)
+            log.warning("worker could not record its exit: %s", exc)
         self.unsubscribe()
 
     def _next(self, burst: bool) -> Claim | None:
-        """Claim the next job, or wait for one (unless `burst`); None when there is none yet."""
+        """The next claimed job, or None after waiting for one (not waiting with `burst`)."""
         self._idle = False
-        execution_id = uuid.uuid4().hex
-        now = time.time()
-        try:
-            if self._lost_execution:
-                self._recover(self._lost_execution)
-            reply = self._dequeue(
-                keys=[self.key],
-                args=[
-                    repr(now),
-                    rq_time(now),
-                    self.name,
-                    execution_id,
-                    self.heartbeat_ttl,
-                    WORKER_TTL + 60,
-                    len(self.queue_list),
-                    *self.queue_list,
-                ],
-            )
-            self._redis_back()
-        except _REDIS_DOWN as exc:
-            self._lost_execution = self._lost_execution or execution_id
-            self._redis_down(exc)
-            return None
-        except redis.exceptions.ResponseError as exc:
-            log.error("dequeue refused by Redis: %s", exc)
-            self._stop.wait(1.0)
-            return None
-        if reply[0] == b"suspended":
-            self._idle = True
-            if not burst:
+        reply, self._next_reply = self._next_reply, None
+        if reply is None:
+            try:
+                if self._lost_execution:
+                    for job_id in self.store.recover(self._lost_execution):
+                        log.warning("job requeued id=%s reason=claim reply lost", job_id)
+                    self._lost_execution = None
+                reply = self.store.claim()
+                self._redis_back()
+            except _REDIS_DOWN as exc:
+                self._redis_down(exc)
+                return None
+            except redis.exceptions.ResponseError as exc:
+                log.error("claim refused by Redis: %s", exc)
                 self._stop.wait(1.0)
-            return None
-        if reply[0] == b"":
+                return None
+        claim = reply.claim()
+        if claim is None:
             self._idle = True
             if not burst:
-                self._wait_for_work(float(reply[1]) if reply[1] else None)
-            return None
-        job_id = reply[1].decode()
-        fields = dict(zip(reply[3::2], reply[4::2], strict=True))
-        return Claim(
-            reply[0].decode(), job_id, execution_id, int(reply[2]), JobRecord.from_hash(job_id, fields), now
-        )
+                self._wait_for_work(None if reply.suspended else reply.next_due, reply.suspended)
+        return claim
 
-    def _wait_for_work(self, next_due: float | None) -> None:
+    def _wait_for_work(self, next_due: float | None, suspended: bool) -> None:
         """Block until a producer pushes a wake-up token, a scheduled job is due, or `idle_poll` passes."""
+        if suspended:
+            self._stop.wait(1.0)
+            return
         timeout = self.settings.idle_poll
         if next_due is not None:
             timeout = min(timeout, max(0.01, next_due - time.time()))
@@ -212,13 +202,16 @@ class Worker(BaseWorker):
             self._current = None
 
     def _run_forked(self, claim: Claim) -> Outcome:
-        run = start_forked(self.runner, claim)
-        self._horse_pid = run.pid
+        self._exiting = horse.reap(self._exiting)
+        child = horse.start(self.runner, claim)
+        self._horse_pid = child.pid
         try:
             timeout = (claim.record.timeout or self.settings.job_timeout) + KILL_GRACE
-            outcome, ended = watch_forked(run, claim, self._tick, self.settings.heartbeat_interval, timeout)
+            outcome, ended, reaped = horse.watch(child, claim, timeout)
         finally:
             self._horse_pid = 0
+        if not reaped:
+            self._exiting.append(child.pid)
         if outcome is not None:
             return outcome
         if self._stopped_job_id == claim.job_id:
@@ -238,18 +231,10 @@ class Worker(BaseWorker):
         finally:
             self._in_job = False
 
-    def _tick(self) -> None:
-        """Called every heartbeat interval while a forked job runs."""
-        claim = self._current
-        if claim is not None:
-            self._heartbeat(claim)
-
     def _beat_loop(self) -> None:
-        """Heartbeats for inline jobs, and maintenance, off the main thread."""
+        """Heartbeats (inline jobs, the worker, its counters) and maintenance, off the main thread."""
         while not self._stop.wait(self.settings.heartbeat_interval / 2):
-            claim = self._current
-            if claim is not None and self.mode == "inline":
-                self._heartbeat(claim)
+            self._beat()
             if self.maintenance.due():
                 try:
                     for queue, (requeued, failed) in self.maintenance.run().items():
@@ -258,80 +243,36 @@ class Worker(BaseWorker):
                 except redis.exceptions.RedisError as exc:
                     log.warning("maintenance skipped: %s", exc)
 
-    def _heartbeat(self, claim: Claim) -> None:
-        now = time.time()
-        ttl = self.heartbeat_ttl
-        entry = f"{claim.job_id}:{claim.execution_id}"
+    def _beat(self) -> None:
         try:
-            with self.connection.pipeline(transaction=False) as pipe:
-                pipe.zadd(keys.started(claim.queue), {entry: now + ttl}, xx=True)
-                pipe.expire(f"rq:execution:{entry}", ttl)
-                pipe.zadd(keys.executions(claim.job_id), {claim.execution_id: now + ttl + 60}, xx=True)
-                pipe.hset(
-                    self.key,
-                    mapping={"last_heartbeat": rq_time(now), "current_job_working_time": now - claim.started},
-                )
-                pipe.expire(self.key, WORKER_TTL + 60)
-                pipe.execute()
+            self.store.heartbeat(self._current)
         except redis.exceptions.RedisError as exc:
-            log.warning("heartbeat failed for job %s: %s", claim.job_id, exc)
+            log.warning("heartbeat failed: %s", exc)
 
     # -- recording the outcome --------------------------------------------------------------
 
-    def _record(self, claim: Claim, outcome: Outcome) -> None:
-        """Write the outcome with the finish or fail script, retrying through Redis outages.
+    def _record(self, claim: Claim, outcome: Outcome, claim_next: bool) -> None:
+        """Write the outcome (and, after a success, claim the next job in the same call).
 
-        Both scripts are idempotent per execution, so a retry after a lost reply is harmless.
+        The scripts are idempotent per execution, so retrying through a Redis outage is safe.
+        A combined call that fails is retried without its claim part, whose id is remembered so
+        that whatever it may have claimed is put back.
         """
-        now = time.time()
-        worked = repr(max(0.0, now - claim.started))
-        if outcome.kind == "finished":
-            call = lambda: self._finish(  # noqa: E731
-                keys=[self.key],
-                args=[
-                    claim.job_id,
-                    claim.queue,
-                    claim.execution_id,
-                    repr(now),
-                    rq_time(now),
-                    self.name,
-                    outcome.return_blob,
-                    repr(claim.started),
-                    worked,
-                ],
-            )
-            kind = "finished"
-        else:
-            kind, retry_at = self._failure_kind(claim, outcome, now)
-            packed, b64 = encode_error(outcome.error)
-            call = lambda: self._fail(  # noqa: E731
-                keys=[self.key],
-                args=[
-                    claim.job_id,
-                    claim.queue,
-                    claim.execution_id,
-                    repr(now),
-                    rq_time(now),
-                    self.name,
-                    kind,
-                    retry_at,
-                    packed,
-                    b64,
-                    repr(claim.started),
-                    worked,
-                ],
-            )
-        self._with_patience(call)
-        self._emit("job_ended", claim, _ENDING[kind], outcome, now - claim.started)
-
-    def _emit(self, hook: str, *args: Any) -> None:
-        for observer in self.events:
+        kind: str = outcome.kind
+        if kind == "finished":
+            next_execution = new_execution_id() if claim_next else None
             try:
-                getattr(observer, hook)(*args)
-            except Exception:
-                log.exception("worker event observer %r failed on %s", observer, hook)
+                self._next_reply = self.store.finish(claim, outcome.return_blob, next_execution)
+            except _REDIS_DOWN as exc:
+                self._lost_execution = next_execution
+                self._redis_down(exc)
+                self._patiently(lambda: self.store.finish(claim, outcome.return_blob, None))
+        else:
+            kind, retry_at = self._failure_kind(claim, outcome)
+            self._patiently(lambda: self.store.fail(claim, kind, retry_at, outcome.error))
+        self._emit("job_ended", claim, _ENDING[kind], outcome, time.time() - claim.started)
 
-    def _failure_kind(self, claim: Claim, outcome: Outcome, now: float) -> tuple[str, str]:
+    def _failure_kind(self, claim: Claim, outcome: Outcome) -> tuple[str, str]:
         record = claim.record
         if outcome.kind != "failed":
             return outcome.kind, ""
@@ -339,9 +280,9 @@ class Worker(BaseWorker):
             return "failed", ""
         index = max(len(record.retry_intervals) - record.retries_left, 0)
         wait = record.retry_intervals[index] if index < len(record.retry_intervals) else 0
-        return "retry", repr(now + wait) if wait > 0 else ""
+        return "retry", repr(time.time() + wait) if wait > 0 else ""
 
-    def _with_patience(self, call: Callable[[], Any]) -> None:
+    def _patiently(self, call: Callable[[], Any]) -> None:
         deadline = time.monotonic() + RECORD_PATIENCE
         while True:
             try:
@@ -357,33 +298,12 @@ class Worker(BaseWorker):
                     return
                 self._redis_down(exc)
 
-    def _recover(self, execution_id: str) -> None:
-        """After a dequeue whose reply was lost, put back the job it may have claimed."""
-        for queue in self.queue_list:
-            entries = self.connection.zscan(keys.started(queue), 0, match=f"*:{execution_id}", count=1000)[1]
-            for entry, _score in entries:
-                job_id = text(entry).partition(":")[0]
-                now = time.time()
-                packed, b64 = encode_error("Worker lost its connection while claiming this job; put back")
-                self._fail(
-                    keys=[self.key],
-                    args=[
-                        job_id,
-                        queue,
-                        execution_id,
-                        repr(now),
-                        rq_time(now),
-                        self.name,
-                        "requeue",
-                        "",
-                        packed,
-                        b64,
-                        repr(now),
-                        "0",
-                    ],
-                )
-                log.warning("job requeued id=%s queue=%s reason=claim reply lost", job_id, queue)
-        self._lost_execution = None
+    def _emit(self, hook: str, *args: Any) -> None:
+        for observer in self.events:
+            try:
+                getattr(observer, hook)(*args)
+            except Exception:
+                log.exception("worker event observer %r failed on %s", observer, hook)
 
     def _redis_down(self, exc: Exception) -> None:
         if self._redis_down_since is None:
@@ -413,7 +333,7 @@ class Worker(BaseWorker):
             self._cold = True
             log.warning("worker cold shutdown: the current job is put back")
             if self._horse_pid:
-                kill_group(self._horse_pid)
+                horse.kill_group(self._horse_pid)
             elif self._in_job:
                 raise ColdShutdown
 
@@ -425,18 +345,9 @@ class Worker(BaseWorker):
     def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
         """rq's stop-job / kill-horse commands land here (from the pubsub thread)."""
         if self._horse_pid:
-            kill_group(self._horse_pid)
+            horse.kill_group(self._horse_pid)
         elif self._in_job and (main := threading.main_thread().ident) is not None:
             signal.pthread_kill(main, signal.SIGUSR1)
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self._on_stop_signal(signum, frame)
-
-
-_ENDING = {
-    "finished": "finished",
-    "failed": "failed",
-    "retry": "retried",
-    "stopped": "stopped",
-    "requeue": "requeued",
-}

@@ -101,9 +101,20 @@ class InMemoryQueue:
     ) -> str:
         """See `JobQueue.enqueue`."""
         request = JobRequest(
-            job_name, params if params is not None else {}, priority, delay, at, retry, timeout,
-            result_ttl, failure_ttl, ttl, job_id, depends_on, meta,
-        )  # fmt: skip
+            job_name,
+            params if params is not None else {},
+            priority,
+            delay,
+            at,
+            retry,
+            timeout,
+            result_ttl,
+            failure_ttl,
+            ttl,
+            job_id,
+            depends_on,
+            meta,
+        )
         return self.enqueue_many([request])[0]
 
     def enqueue_many(self, requests: Iterable[JobRequest]) -> list[str]:
@@ -205,8 +216,15 @@ class InMemoryQueue:
 
     def _create(self, spec: JobSpec, now: float, status: JobStatus) -> None:
         waiting = {d for d in spec.depends_on if self._status_or_none(d) is not JobStatus.FINISHED}
-        job = _Job(spec, status, now, run_at=spec.run_at, retries_left=len(spec.retry_intervals),
-                   meta=dict(spec.meta), waiting_on=waiting)  # fmt: skip
+        job = _Job(
+            spec,
+            status,
+            now,
+            run_at=spec.run_at,
+            retries_left=len(spec.retry_intervals),
+            meta=dict(spec.meta),
+            waiting_on=waiting,
+        )
         if spec.ttl is not None:
             job.expires_at = now + spec.ttl
         self._jobs[spec.job_id] = job

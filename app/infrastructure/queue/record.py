@@ -11,8 +11,8 @@ import json
 import time
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import cached_property
 from typing import Any
 
 from app.infrastructure.queue.errors import PayloadError, SignatureError
@@ -57,63 +57,101 @@ def parse_rq_time(raw: bytes | str | None) -> datetime | None:
     return None
 
 
-@dataclass(frozen=True)
 class JobRecord:
-    """The fields of `rq:job:<id>` we use, decoded; `data` and `meta` stay raw until loaded."""
+    """The fields of `rq:job:<id>`, decoded on first read.
 
-    id: str
-    status: str
-    origin: str
-    data: bytes
-    description: str
-    enqueued_at: datetime | None
-    started_at: datetime | None
-    ended_at: datetime | None
-    worker_name: str | None
-    timeout: int | None
-    retries_left: int
-    retry_intervals: tuple[float, ...]
-    attempts: int
-    max_attempts: int
-    meta_blob: bytes | None
-    exc_info: bytes | None
-    reason: str | None
-    callbacks: tuple[str, ...]
+    A worker claims thousands of jobs a second and reads a handful of fields of each, so nothing
+    is parsed until asked for; `data` and `meta` stay raw until loaded (and checked).
+    """
+
+    def __init__(self, job_id: str, fields: Mapping[bytes, bytes]) -> None:
+        self.id = job_id
+        self.fields = fields
 
     @classmethod
     def from_hash(cls, job_id: str, fields: Mapping[bytes, bytes]) -> JobRecord:
-        get = fields.get
-        text = _text(fields)
-        retries_left = _int(get(b"retries_left"), 0)
-        intervals = tuple(json.loads(get(b"retry_intervals") or b"[]"))
-        return cls(
-            id=job_id,
-            status=text(b"status") or "queued",
-            origin=text(b"origin") or "",
-            data=get(b"data") or b"",
-            description=text(b"description") or "",
-            enqueued_at=parse_rq_time(get(b"enqueued_at")),
-            started_at=parse_rq_time(get(b"started_at")),
-            ended_at=parse_rq_time(get(b"ended_at")),
-            worker_name=text(b"worker_name"),
-            timeout=_int(get(b"timeout"), None),
-            retries_left=retries_left,
-            retry_intervals=intervals,
-            attempts=_int(get(b"taskq_attempts"), 0),
-            max_attempts=len(intervals) + 1,
-            meta_blob=get(b"meta") or None,
-            exc_info=get(b"exc_info") or None,
-            reason=text(b"taskq_reason"),
-            callbacks=tuple(
-                name
-                for name in (
-                    text(b"success_callback_name"),
-                    text(b"failure_callback_name"),
-                    text(b"stopped_callback_name"),
-                )
-                if name
-            ),
-        )
+        return cls(job_id, fields)
+
+    def _text(self, name: bytes) -> str | None:
+        raw = self.fields.get(name)
+        return raw.decode(errors="replace") if raw else None
+
+    @cached_property
+    def status(self) -> str:
+        return self._text(b"status") or "queued"
+
+    @cached_property
+    def origin(self) -> str:
+        return self._text(b"origin") or ""
+
+    @property
+    def data(self) -> bytes:
+        return self.fields.get(b"data") or b""
+
+    @cached_property
+    def description(self) -> str:
+        return self._text(b"description") or ""
+
+    @property
+    def worker_name(self) -> str | None:
+        return self._text(b"worker_name")
+
+    @cached_property
+    def timeout(self) -> int | None:
+        return _optional_int(self.fields.get(b"timeout"))
+
+    @cached_property
+    def result_ttl(self) -> int:
+        return _int(self.fields.get(b"result_ttl"), 500)
+
+    @cached_property
+    def retries_left(self) -> int:
+        return _int(self.fields.get(b"retries_left"), 0)
+
+    @cached_property
+    def retry_intervals(self) -> tuple[float, ...]:
+        return tuple(json.loads(self.fields.get(b"retry_intervals") or b"[]"))
+
+    @property
+    def attempts(self) -> int:
+        return _int(self.fields.get(b"taskq_attempts"), 0)
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.retry_intervals) + 1
+
+    @property
+    def meta_blob(self) -> bytes | None:
+        return self.fields.get(b"meta") or None
+
+    @property
+    def exc_info(self) -> bytes | None:
+        return self.fields.get(b"exc_info") or None
+
+    @property
+    def reason(self) -> str | None:
+        return self._text(b"taskq_reason")
+
+    @property
+    def has_dependencies(self) -> bool:
+        return bool(self.fields.get(b"dependency_ids"))
+
+    @cached_property
+    def callbacks(self) -> tuple[str, ...]:
+        names = (b"success_callback_name", b"failure_callback_name", b"stopped_callback_name")
+        return tuple(name for name in (self._text(field) for field in names) if name)
+
+    @property
+    def enqueued_at(self) -> datetime | None:
+        return parse_rq_time(self.fields.get(b"enqueued_at"))
+
+    @property
+    def started_at(self) -> datetime | None:
+        return parse_rq_time(self.fields.get(b"started_at"))
+
+    @property
+    def ended_at(self) -> datetime | None:
+        return parse_rq_time(self.fields.get(b"ended_at"))
 
     def load_call(
         self, serializer: Serializer, limit: int
@@ -194,16 +232,15 @@ def load_return_value(serializer: Serializer, raw: bytes | None) -> Any:
     return serializer.loads(base64.b64decode(raw))
 
 
-def _text(fields: Mapping[bytes, bytes]) -> Any:
-    def get(name: bytes) -> str | None:
-        raw = fields.get(name)
-        return raw.decode(errors="replace") if raw else None
-
-    return get
-
-
-def _int(raw: bytes | None, default: int | None) -> Any:
+def _int(raw: bytes | None, default: int) -> int:
     try:
         return int(raw) if raw else default
     except ValueError:
         return default
+
+
+def _optional_int(raw: bytes | None) -> int | None:
+    try:
+        return int(raw) if raw else None
+    except ValueError:
+        return None

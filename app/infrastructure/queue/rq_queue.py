@@ -269,8 +269,19 @@ def _record(spec: JobSpec, stamp: str) -> list[Any]:
     """
     intervals = spec.retry_intervals
     return [
-        spec.job_id, spec.queue, "" if spec.run_at is None else repr(spec.run_at), spec.ttl or "", stamp,
-        spec.data, spec.description, spec.timeout, spec.result_ttl, spec.failure_ttl, len(intervals),
-        "[" + ",".join(map(repr, intervals)) + "]", spec.meta_blob or b"",
-        len(spec.depends_on), *spec.depends_on,
-    ]  # fmt: skip
+        spec.job_id,
+        spec.queue,
+        "" if spec.run_at is None else repr(spec.run_at),
+        spec.ttl or "",
+        stamp,
+        spec.data,
+        spec.description,
+        spec.timeout,
+        spec.result_ttl,
+        spec.failure_ttl,
+        len(intervals),
+        "[" + ",".join(map(repr, intervals)) + "]",
+        spec.meta_blob or b"",
+        len(spec.depends_on),
+        *spec.depends_on,
+    ]

@@ -10,6 +10,8 @@ from functools import cache
 from importlib import resources
 
 NAMES = ("enqueue", "enqueue_one", "dequeue", "finish", "fail", "reap", "cancel")
+#: Scripts that also need the worker library (claim, schedule promotion).
+_WORKER = frozenset({"dequeue", "finish"})
 
 
 @cache
@@ -18,6 +20,8 @@ def source(name: str) -> str:
     if name not in NAMES:
         raise KeyError(name)
     folder = resources.files("app.infrastructure.queue") / "lua"
-    prelude = (folder / "prelude.lua").read_text()
-    body = (folder / f"{name}.lua").read_text()
-    return f"#!lua\n{prelude}\n{body}"
+    parts = [(folder / "prelude.lua").read_text()]
+    if name in _WORKER:
+        parts.append((folder / "lib_worker.lua").read_text())
+    parts.append((folder / f"{name}.lua").read_text())
+    return "#!lua\n" + "\n".join(parts)

@@ -81,13 +81,11 @@ local function create_job(job, status, now, pending)
   if job.ttl ~= '' then redis.call('EXPIRE', key, job.ttl) end
 end
 
+-- The execution ends: out of rq's started registry, and the worker is no longer on it.
 local function end_execution(id, queue, exec_id, worker_key)
-  redis.call('DEL', 'rq:execution:' .. id .. ':' .. exec_id)
   redis.call('ZREM', 'rq:wip:' .. queue, id .. ':' .. exec_id)
-  redis.call('ZREM', 'rq:executions:' .. id, exec_id)
   if worker_key ~= '' then
     redis.call('HDEL', worker_key, 'current_job')
-    redis.call('HSET', worker_key, 'state', 'idle', 'current_job_working_time', 0)
   end
 end
 
@@ -137,15 +135,13 @@ local function cancel_dependents(id, now, now_iso)
 end
 
 -- Record a final failure: status, failed registry, a FAILED (2) or STOPPED (3) result, expiry.
-local function record_failure(id, queue, status, result_type, now, now_iso, exc_b64, worker, exec_id,
-                              started_ts)
+local function record_failure(id, queue, status, result_type, now, now_iso, exc_b64, worker)
   local key = job_key(id)
   local ttl = tonumber(redis.call('HGET', key, 'failure_ttl')) or 604800
   redis.call('HSET', key, 'status', status, 'ended_at', now_iso)
   redis.call('ZADD', 'rq:failed:' .. queue, now + ttl, id)
-  redis.call('XADD', 'rq:results:' .. id, 'MAXLEN', '10', '*', 'type', result_type, 'worker_name', worker,
-    'exc_string', exc_b64, 'execution_id', exec_id, 'execution_started_at', started_ts,
-    'execution_ended_at', tostring(now))
+  redis.call('XADD', 'rq:results:' .. id, 'MAXLEN', '~', '10', '*', 'type', result_type, 'worker_name', worker,
+    'exc_string', exc_b64)
   redis.call('EXPIRE', 'rq:results:' .. id, ttl)
   redis.call('EXPIRE', key, ttl)
   cancel_dependents(id, now, now_iso)

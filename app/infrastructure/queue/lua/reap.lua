@@ -22,7 +22,7 @@ for _, entry in ipairs(redis.call('ZRANGEBYSCORE', wip, '-inf', now, 'LIMIT', 0,
       push_job(queue, id, true)
       requeued[#requeued + 1] = id
     else
-      record_failure(id, queue, 'failed', '2', now, now_iso, ARGV[5], worker, exec_id, '')
+      record_failure(id, queue, 'failed', '2', now, now_iso, ARGV[5], worker)
       failed[#failed + 1] = id
     end
   end

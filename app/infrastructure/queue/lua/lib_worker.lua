@@ -1,0 +1,71 @@
+-- Worker-side functions (claim, finish), prepended to the worker's scripts after the prelude.
+
+-- Move due scheduled jobs into their queues (bounded per call).
+local function promote_due(queues, now, now_iso)
+  for _, queue in ipairs(queues) do
+    local skey = 'rq:scheduled:' .. queue
+    for _, id in ipairs(redis.call('ZRANGEBYSCORE', skey, '-inf', now, 'LIMIT', 0, 100)) do
+      redis.call('ZREM', skey, id)
+      local key = job_key(id)
+      if redis.call('HGET', key, 'status') == 'scheduled' then
+        redis.call('HSET', key, 'status', 'queued', 'enqueued_at', now_iso)
+        push_job(queue, id, redis.call('HGET', key, 'enqueue_at_front') == '1')
+      end
+    end
+  end
+end
+
+-- Claim the next job for a worker, atomically: pop the first queued job in priority order and
+-- register it as started in rq's started registry, in one step. There is no moment at which a
+-- job is out of its queue but in no registry (rq's multi-queue BLPOP leaves one: rq#1716), so a
+-- worker that dies at any point leaves its job where the reaper finds it.
+-- `c` holds worker_key, now, now_iso, worker, exec_id, hb_ttl, worker_ttl, promote, queues.
+-- Returns {queue, id, attempts, hash...}, {'', next_due_epoch_or_empty} or {'suspended'}.
+local function claim(c)
+  if redis.call('EXISTS', 'rq:suspended') == 1 then
+    return {'suspended'}
+  end
+  if c.promote then promote_due(c.queues, c.now, c.now_iso) end
+  for _, queue in ipairs(c.queues) do
+    for _ = 1, 100 do
+      local id = redis.call('LPOP', 'rq:queue:' .. queue)
+      if not id then break end
+      local key = job_key(id)
+      -- Only a queued job runs: an id pushed twice (rq#1701) or a job canceled, finished or
+      -- already running elsewhere is dropped here instead of running again.
+      if redis.call('HGET', key, 'status') == 'queued' then
+        local fields = redis.call('HGETALL', key)
+        local attempts = redis.call('HINCRBY', key, 'taskq_attempts', 1)
+        redis.call('HSET', key, 'status', 'started', 'started_at', c.now_iso, 'last_heartbeat', c.now_iso,
+          'worker_name', c.worker)
+        redis.call('PERSIST', key)
+        redis.call('ZADD', 'rq:wip:' .. queue, c.now + c.hb_ttl, id .. ':' .. c.exec_id)
+        redis.call('HSET', c.worker_key, 'current_job', id, 'state', 'busy')
+        redis.call('LPOP', 'taskq:wake:' .. queue)
+        return {queue, id, attempts, unpack(fields)}
+      end
+    end
+  end
+  -- Nothing to run: every wake-up token of these queues is stale.
+  local next_due = false
+  for _, queue in ipairs(c.queues) do
+    redis.call('DEL', 'taskq:wake:' .. queue)
+    local first = redis.call('ZRANGE', 'rq:scheduled:' .. queue, 0, 0, 'WITHSCORES')
+    if first[2] and (not next_due or tonumber(first[2]) < next_due) then
+      next_due = tonumber(first[2])
+    end
+  end
+  redis.call('HDEL', c.worker_key, 'current_job')
+  redis.call('HSET', c.worker_key, 'state', 'idle', 'last_heartbeat', c.now_iso)
+  redis.call('EXPIRE', c.worker_key, c.worker_ttl)
+  return {'', next_due and tostring(next_due) or ''}
+end
+
+-- Read claim arguments from `args` starting at `pos` (see dequeue.lua).
+local function claim_args(worker_key, args, pos)
+  local c = {worker_key = worker_key, now = tonumber(args[pos]), now_iso = args[pos + 1], worker = args[pos + 2],
+    exec_id = args[pos + 3], hb_ttl = tonumber(args[pos + 4]), worker_ttl = tonumber(args[pos + 5]),
+    promote = args[pos + 6] == '1', queues = {}}
+  for i = 1, tonumber(args[pos + 7]) do c.queues[i] = args[pos + 7 + i] end
+  return c
+end

@@ -91,9 +91,12 @@ class WorkerStore:
             *self.queues,
         ]
 
-    def claim(self) -> ClaimReply:
-        """Claim the next job. Raises redis errors (the caller decides how to wait)."""
-        execution_id, now = new_execution_id(), time.time()
+    def claim(self, execution_id: str) -> ClaimReply:
+        """Claim the next job under `execution_id`. Raises redis errors (the caller decides how to wait).
+
+        The caller chooses the id, so that after a lost reply it can find what was claimed.
+        """
+        now = time.time()
         self._promoted = 0.0  # a claim outside the busy path always promotes: nothing due is missed
         reply = self._dequeue(keys=[self.key], args=self.claim_args(now, execution_id))
         return ClaimReply(reply, execution_id, now)

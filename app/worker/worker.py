@@ -88,7 +88,7 @@ class Worker(BaseWorker):
         self._current: Claim | None = None
         self._in_job = False
         self._next_reply: ClaimReply | None = None
-        self._lost_execution: str | None = None
+        self._lost: list[str] = []  # execution ids of claims whose reply was lost
         self._redis_down_since: float | None = None
         self._idle = False
         self._exiting: list[int] = []  # work horses that delivered their outcome and are exiting
@@ -142,10 +142,9 @@ class Worker(BaseWorker):
     def _teardown(self) -> None:
         if self._next_reply is not None and self._next_reply.claim() is not None:
             # A job claimed along with the last outcome, never run: put it back now.
-            self._lost_execution = self._next_reply.execution_id
+            self._lost.append(self._next_reply.execution_id)
         try:
-            if self._lost_execution:
-                self.store.recover(self._lost_execution)
+            self._recover_lost()
             self.store.flush_counts()
             self.register_death()
         except redis.exceptions.RedisError as exc:
@@ -157,14 +156,13 @@ class Worker(BaseWorker):
         self._idle = False
         reply, self._next_reply = self._next_reply, None
         if reply is None:
+            execution_id = new_execution_id()
             try:
-                if self._lost_execution:
-                    for job_id in self.store.recover(self._lost_execution):
-                        log.warning("job requeued id=%s reason=claim reply lost", job_id)
-                    self._lost_execution = None
-                reply = self.store.claim()
+                self._recover_lost()
+                reply = self.store.claim(execution_id)
                 self._redis_back()
             except _REDIS_DOWN as exc:
+                self._remember_lost(execution_id)
                 self._redis_down(exc)
                 return None
             except redis.exceptions.ResponseError as exc:
@@ -177,6 +175,17 @@ class Worker(BaseWorker):
             if not burst:
                 self._wait_for_work(None if reply.suspended else reply.next_due, reply.suspended)
         return claim
+
+    def _remember_lost(self, execution_id: str) -> None:
+        # Most failed claims never reached Redis; keep the last few to check, the reaper has the rest.
+        self._lost = [*self._lost[-99:], execution_id]
+
+    def _recover_lost(self) -> None:
+        """Put back what claims with lost replies may have taken (nothing, most of the time)."""
+        while self._lost:
+            for job_id in self.store.recover(self._lost[0]):
+                log.warning("job requeued id=%s reason=claim reply lost", job_id)
+            self._lost.pop(0)
 
     def _wait_for_work(self, next_due: float | None, suspended: bool) -> None:
         """Block until a producer pushes a wake-up token, a scheduled job is due, or `idle_poll` passes."""
@@ -264,7 +273,8 @@ class Worker(BaseWorker):
             try:
                 self._next_reply = self.store.finish(claim, outcome.return_blob, next_execution)
             except _REDIS_DOWN as exc:
-                self._lost_execution = next_execution
+                if next_execution is not None:
+                    self._remember_lost(next_execution)
                 self._redis_down(exc)
                 self._patiently(lambda: self.store.finish(claim, outcome.return_blob, None))
         else:

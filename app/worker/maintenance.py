@@ -48,6 +48,8 @@ class Maintenance:
             lock = f"taskq:maintenance:{queue}"
             if not self.connection.set(lock, self.owner, nx=True, px=max(100, int(self.interval * 900))):
                 continue
+            # rq:queues lists queues for rq info; producers add a queue once, so keep it there.
+            self.connection.sadd(keys.QUEUES_SET, keys.queue(queue))
             done[queue] = self.reap(queue)
             self._expire_registries(queue)
             self._requeue_stuck_intermediate(queue)

@@ -69,3 +69,13 @@ def test_bounded_decompress():
         decompress_bounded("j", bomb, 1024 * 1024)
     with pytest.raises(PayloadError):
         decompress_bounded("j", b"x" * 3000, 2000)
+
+
+@pytest.mark.parametrize("key", [b"k" * 16, b"k" * 64, b"long" * 40])
+def test_tags_are_standard_hmac_sha256(key):
+    import hmac
+
+    signed = SignedSerializer(PickleSerializer(), key)
+    payload = PickleSerializer.dumps({"x": 1})
+    blob = signed.dumps({"x": 1})
+    assert blob[5:37] == hmac.digest(key, payload, "sha256")

@@ -65,6 +65,7 @@ class RQQueue:
         self._builder = JobSpecBuilder(self.settings, self.registry, self.serializer)
         self._enqueue = redis_conn.register_script(scripts.source("enqueue"))
         self._enqueue_one = redis_conn.register_script(scripts.source("enqueue_one"))
+        self._registered: set[str] = set()  # queues this producer already added to rq:queues
         self._cancel = redis_conn.register_script(scripts.source("cancel"))
 
     def __repr__(self) -> str:
@@ -135,8 +136,11 @@ class RQQueue:
     def _write(self, specs: Sequence[JobSpec], now: float) -> None:
         stamp = rq_time(now)
         if len(specs) == 1 and not specs[0].depends_on:
-            record = _record(specs[0], stamp)
-            self._guard.call(lambda: self._enqueue_one(args=record))
+            spec = specs[0]
+            register = spec.queue not in self._registered
+            one = [*_record(spec, stamp)[:13], "1" if spec.explicit_id else "0", "1" if register else "0"]
+            self._guard.call(lambda: self._enqueue_one(args=one))
+            self._registered.add(spec.queue)
             return
         args: list[Any] = [repr(now), len(specs)]
         for spec in specs:

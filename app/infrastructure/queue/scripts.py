@@ -10,8 +10,17 @@ from functools import cache
 from importlib import resources
 
 NAMES = ("enqueue", "enqueue_one", "dequeue", "finish", "fail", "reap", "cancel")
-#: Scripts that also need the worker library (claim, schedule promotion).
-_WORKER = frozenset({"dequeue", "finish"})
+
+#: The libraries each script needs after the core prelude; the hot paths load no more than they use.
+_LIBRARIES = {
+    "enqueue_one": (),
+    "enqueue": ("lib_jobs",),
+    "cancel": ("lib_jobs",),
+    "fail": ("lib_jobs",),
+    "reap": ("lib_jobs",),
+    "dequeue": ("lib_jobs", "lib_worker"),
+    "finish": ("lib_jobs", "lib_worker"),
+}
 
 
 @cache
@@ -20,8 +29,5 @@ def source(name: str) -> str:
     if name not in NAMES:
         raise KeyError(name)
     folder = resources.files("app.infrastructure.queue") / "lua"
-    parts = [(folder / "prelude.lua").read_text()]
-    if name in _WORKER:
-        parts.append((folder / "lib_worker.lua").read_text())
-    parts.append((folder / f"{name}.lua").read_text())
-    return "#!lua\n" + "\n".join(parts)
+    parts = ["prelude", *_LIBRARIES[name], name]
+    return "#!lua\n" + "\n".join((folder / f"{part}.lua").read_text() for part in parts)

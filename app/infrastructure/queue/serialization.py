@@ -57,6 +57,26 @@ class JSONSerializer:
         return json.loads(data)
 
 
+class _HmacSha256:
+    """HMAC-SHA256 (RFC 2104) with the padded key states computed once per key.
+
+    The same tags as `hmac.digest(key, msg, "sha256")`, at half the cost: it runs on every
+    enqueue, claim and result when signing is on.
+    """
+
+    def __init__(self, key: bytes) -> None:
+        block = (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+
+    def tag(self, message: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+
 class SignedSerializer:
     """Wraps another serializer: `dumps` prepends an HMAC-SHA256 tag, `loads` checks it first.
 
@@ -66,14 +86,14 @@ class SignedSerializer:
     def __init__(self, inner: Serializer, key: bytes, old_keys: Sequence[bytes] = ()) -> None:
         self.inner = inner
         self.name = f"signed-{getattr(inner, 'name', 'custom')}"
-        self._key = key
-        self._keys = (key, *old_keys)
+        self._signer = _HmacSha256(key)
+        self._verifiers = [self._signer, *(_HmacSha256(old) for old in old_keys)]
 
     def __repr__(self) -> str:
-        return f"SignedSerializer({self.inner!r}, keys=<{len(self._keys)} redacted>)"
+        return f"SignedSerializer({self.inner!r}, keys=<{len(self._verifiers)} redacted>)"
 
     def sign(self, payload: bytes) -> bytes:
-        return SIGNED_MAGIC + hmac.new(self._key, payload, hashlib.sha256).digest() + payload
+        return SIGNED_MAGIC + self._signer.tag(payload) + payload
 
     def verify(self, blob: bytes) -> bytes:
         """Return the payload inside `blob` if its tag matches a configured key.
@@ -88,8 +108,8 @@ class SignedSerializer:
             raise SignatureError("?", "data is not signed (QUEUE_SIGNING_KEY is set); refused to load it")
         tag = blob[len(SIGNED_MAGIC) : len(SIGNED_MAGIC) + _TAG_LEN]
         payload = blob[len(SIGNED_MAGIC) + _TAG_LEN :]
-        for key in self._keys:
-            if hmac.compare_digest(tag, hmac.new(key, payload, hashlib.sha256).digest()):
+        for verifier in self._verifiers:
+            if hmac.compare_digest(tag, verifier.tag(payload)):
                 return payload
         raise SignatureError("?", "signature does not match any configured key; refused to load it")
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import pickle
+import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -103,6 +106,26 @@ class JobRunner:
         except Exception:
             return Outcome.failure(traceback.format_exc(), retryable=True, func_name=func_name)
         return Outcome("finished", return_blob=self._encode(value), func_name=func_name)
+
+    def rehearse(self) -> None:
+        """Walk the path of a run without calling a job, in a spare work horse while it waits.
+
+        A forked child copies every memory page it writes to (reference counts write to every
+        object it touches); doing that before the job arrives takes those copies off the path from
+        claim to start (~1.5 ms in a VM).
+        """
+        path = next(iter(self.functions), None)
+        if path is None:
+            return
+        data = self.serializer.dumps((path, None, (), {}))
+        record = JobRecord.from_hash("rehearsal", {b"data": data, b"timeout": b"1", b"status": b"started"})
+        claim = pickle.loads(pickle.dumps(Claim("rehearsal", "rehearsal", "x", 1, record, time.time())))
+        with contextlib.suppress(Exception):
+            self._load(claim)
+            context = JobContext(claim.job_id, path, claim.queue, 1, self.settings, self.progress(claim))
+            with running(context), UnixSignalDeathPenalty(1, JobTimeoutException, job_id=claim.job_id):
+                pass
+            pickle.dumps(Outcome("finished", return_blob=self._encode(None), func_name=path))
 
     def _load(self, claim: Claim) -> tuple[str, Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
         for callback in claim.record.callbacks:

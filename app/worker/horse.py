@@ -1,6 +1,7 @@
 """The work horse: a child process per job (fork mode), so that a crash, a leak or a hang dies
-with it. The child writes its `Outcome` to a pipe and closes it before exiting; the worker goes
-on at once and reaps the child later, instead of waiting for the kernel to tear it down.
+with it. Children are forked ahead of time (`spawn`) and handed one job each (`hand`). A child
+writes its `Outcome` to a pipe and closes it before exiting; the worker goes on at once and
+reaps the child later, instead of waiting for the kernel to tear it down.
 """
 
 from __future__ import annotations
@@ -26,26 +27,59 @@ class Horse:
     read_fd: int
 
 
-def start(runner: JobRunner, claim: Claim) -> Horse:
-    """Fork a child that runs the job and writes its `Outcome` to a pipe, then exits."""
-    read_fd, write_fd = os.pipe()
+@dataclass
+class Spare:
+    """A child forked ahead of time, blocked until it is handed its one job (or dismissed)."""
+
+    pid: int
+    job_fd: int
+    outcome_fd: int
+
+
+def spawn(runner: JobRunner) -> Spare:
+    """Fork a spare work horse. It runs exactly one job, handed to it later by `hand()`.
+
+    Forking before the job is claimed takes the fork off the path from enqueue to start, and
+    overlaps it with the previous job; each job still gets a fresh process of its own.
+    """
+    job_read, job_write = os.pipe()
+    outcome_read, outcome_write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns
         code = 1
         try:
             gc.disable()  # it lives milliseconds; a collection would only copy pages
-            os.close(read_fd)
+            os.close(job_write)
+            os.close(outcome_read)
             os.setpgrp()
             die_with_parent(signal.SIGKILL)
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            outcome = runner.run(claim)
-            _write_all(write_fd, pickle.dumps(outcome))
+            runner.rehearse()
+            handed = _read_all(job_read)
+            if handed:
+                outcome = runner.run(pickle.loads(handed))  # our own parent wrote it
+                _write_all(outcome_write, pickle.dumps(outcome))
             code = 0
         finally:
             os._exit(code)
-    os.close(write_fd)
-    return Horse(pid, read_fd)
+    os.close(job_read)
+    os.close(outcome_write)
+    return Spare(pid, job_write, outcome_read)
+
+
+def hand(spare: Spare, claim: Claim) -> Horse:
+    """Give the spare its job; from now on it is the horse running `claim`."""
+    with contextlib.suppress(OSError):  # a dead spare: watch() sees no outcome and says how it ended
+        _write_all(spare.job_fd, pickle.dumps(claim))
+    return Horse(spare.pid, spare.outcome_fd)
+
+
+def dismiss(spare: Spare) -> None:
+    """Let an unused spare exit (it reads end-of-file instead of a job); reap it later."""
+    for fd in (spare.job_fd, spare.outcome_fd):
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def watch(horse: Horse, claim: Claim, kill_after: float) -> tuple[Outcome | None, str, bool]:
@@ -99,6 +133,14 @@ def kill_group(pid: int) -> None:
     """SIGKILL a child's process group (the job and anything it started); it may be gone already."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 1 << 16):
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -92,6 +92,7 @@ class Worker(BaseWorker):
         self._redis_down_since: float | None = None
         self._idle = False
         self._exiting: list[int] = []  # work horses that delivered their outcome and are exiting
+        self._spare: horse.Spare | None = None  # the next job's work horse, forked ahead
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -101,6 +102,7 @@ class Worker(BaseWorker):
         self._bootstrap()
         if self.mode == "fork":
             gc.freeze()  # what is loaded now is shared with every work horse, never collected by them
+            self._spare = horse.spawn(self.runner)
         beat = threading.Thread(target=self._beat_loop, name="taskq-heartbeat", daemon=True)
         beat.start()
         done = 0
@@ -117,6 +119,9 @@ class Worker(BaseWorker):
         finally:
             self._stop.set()
             beat.join(timeout=2)
+            if self._spare is not None:
+                horse.dismiss(self._spare)
+                self._exiting.append(self._spare.pid)
             self._teardown()
             horse.reap(self._exiting, block=True)
         log.info("worker stopped name=%s jobs=%d", self.name, done)
@@ -212,8 +217,11 @@ class Worker(BaseWorker):
 
     def _run_forked(self, claim: Claim) -> Outcome:
         self._exiting = horse.reap(self._exiting)
-        child = horse.start(self.runner, claim)
+        spare, self._spare = self._spare or horse.spawn(self.runner), None
+        child = horse.hand(spare, claim)
         self._horse_pid = child.pid
+        if not self._stop.is_set():
+            self._spare = horse.spawn(self.runner)  # forks while this job runs on the other core
         try:
             timeout = (claim.record.timeout or self.settings.job_timeout) + KILL_GRACE
             outcome, ended, reaped = horse.watch(child, claim, timeout)

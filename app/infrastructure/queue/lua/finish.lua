@@ -15,7 +15,7 @@ local done = 0
 -- Ours if our execution was still registered; else this finish was applied already (a retried
 -- call after a lost reply), or the reaper took the job back and it must not run again.
 local mine = redis.call('ZREM', 'rq:wip:' .. queue, id .. ':' .. exec_id) == 1
-local status = redis.call('HGET', key, 'status')
+local status = mine and 'started' or redis.call('HGET', key, 'status')
 if status and (mine or status ~= 'finished') then
   local ttl = tonumber(ARGV[8])
   redis.call('HSET', key, 'status', 'finished', 'ended_at', now_iso, 'last_heartbeat', now_iso)

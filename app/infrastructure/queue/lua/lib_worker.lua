@@ -31,14 +31,21 @@ local function claim(c)
       local id = redis.call('LPOP', 'rq:queue:' .. queue)
       if not id then break end
       local key = job_key(id)
+      local fields = redis.call('HGETALL', key)
+      local status, attempts, ttl = nil, 0, false
+      for i = 1, #fields, 2 do
+        local name = fields[i]
+        if name == 'status' then status = fields[i + 1]
+        elseif name == 'taskq_attempts' then attempts = tonumber(fields[i + 1]) or 0
+        elseif name == 'ttl' then ttl = true end
+      end
       -- Only a queued job runs: an id pushed twice (rq#1701) or a job canceled, finished or
       -- already running elsewhere is dropped here instead of running again.
-      if redis.call('HGET', key, 'status') == 'queued' then
-        local fields = redis.call('HGETALL', key)
-        local attempts = redis.call('HINCRBY', key, 'taskq_attempts', 1)
+      if status == 'queued' then
+        attempts = attempts + 1
         redis.call('HSET', key, 'status', 'started', 'started_at', c.now_iso, 'last_heartbeat', c.now_iso,
-          'worker_name', c.worker)
-        redis.call('PERSIST', key)
+          'worker_name', c.worker, 'taskq_attempts', attempts)
+        if ttl then redis.call('PERSIST', key) end
         redis.call('ZADD', 'rq:wip:' .. queue, c.now + c.hb_ttl, id .. ':' .. c.exec_id)
         redis.call('HSET', c.worker_key, 'current_job', id, 'state', 'busy')
         redis.call('LPOP', 'taskq:wake:' .. queue)

@@ -67,6 +67,8 @@ def translate(exc: redis.exceptions.RedisError, where: str) -> QueueError:
         return QueuePermissionError(where, message)
     if isinstance(exc, redis.exceptions.TimeoutError):
         return QueueTimeoutError(where, f"timed out: {message}")
+    if isinstance(exc, redis.exceptions.OutOfMemoryError):
+        return QueueFullError(where, f"out of memory, nothing was written: {message}")
     if isinstance(exc, redis.exceptions.ResponseError):
         if message.startswith("OOM"):
             return QueueFullError(where, f"out of memory, nothing was written: {message}")

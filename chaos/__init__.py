@@ -1,0 +1,1 @@
+"""The chaos suite: proves that no acknowledged job is lost when workers, connections or Redis fail."""

@@ -1,0 +1,27 @@
+"""The chaos job: one line in the ledger per execution, on a Redis that the scenarios never break."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import redis
+
+_ledger: redis.Redis | None = None
+
+
+def record(token: str, work: float = 0.0, pad: str = "") -> str:
+    """Count this execution of `token` in the ledger (a separate redis-server), after `work` seconds.
+
+    `pad` only makes the job bigger (the full-Redis scenario).
+    """
+    global _ledger
+    if _ledger is None or _ledger.connection_pool.pid != os.getpid():
+        _ledger = redis.Redis.from_url(os.environ["CHAOS_LEDGER_URL"])
+    if work:
+        time.sleep(work)
+    with _ledger.pipeline(transaction=True) as pipe:
+        pipe.incr(f"exec:{token}")
+        pipe.sadd("done", token)
+        pipe.execute()
+    return token

@@ -1,0 +1,94 @@
+"""Issue 4, the quick part: dead workers, a dead Redis, a full Redis; the chaos suite does the rest."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import replace
+
+import pytest
+import redis
+
+from app.infrastructure.queue.errors import QueueFullError, QueueUnavailableError
+from app.infrastructure.queue.port import JobStatus
+from app.infrastructure.queue.rq_queue import RQQueue
+from app.infrastructure.redis.connection import connect
+from chaos.servers import PrivateRedis
+from tests.support.processes import WorkerProcess, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def worker_pids(r: redis.Redis) -> set[int]:
+    return {int(r.hget(key, "pid") or 0) for key in r.smembers("rq:workers")} - {0}
+
+
+def test_the_supervisor_restarts_a_killed_worker(settings, r):
+    queue = RQQueue(r, settings)
+    with WorkerProcess(settings, "--processes", "2"):
+        first = wait_until(lambda: len(worker_pids(r)) == 2 and worker_pids(r), what="two workers")
+        victim = sorted(first)[0]
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: len(worker_pids(r) - {victim}) == 2, timeout=20, what="a replacement worker")
+        assert queue.wait(queue.enqueue("add", {"a": 1, "b": 1}), timeout=10).result == 2
+
+
+def test_the_job_of_a_killed_worker_is_taken_back_and_finished(settings, r):
+    queue = RQQueue(r, settings)
+    job_id = queue.enqueue("sleep", {"seconds": 2}, retry=2)
+    with WorkerProcess(settings) as first:
+        wait_until(lambda: queue.get(job_id).status is JobStatus.STARTED, what="the job to start")
+        first.signal(signal.SIGKILL)
+        first.wait()
+    killed_at = time.monotonic()
+    with WorkerProcess(settings):
+        view = queue.wait(job_id, timeout=30)
+    assert (view.status, view.attempts) == (JobStatus.FINISHED, 2)
+    # heartbeat TTL (3 x 0.5 + 5 s) + one upkeep interval (1 s) + the 2 s job, with slack
+    assert time.monotonic() - killed_at < 15
+
+
+@pytest.fixture
+def private_redis():
+    server = PrivateRedis().start()
+    yield server
+    server.remove()
+
+
+def test_a_down_redis_is_reported_after_the_bounded_retry(settings, private_redis):
+    local = replace(settings, redis_url=private_redis.url, redis_retry_seconds=1.0)
+    queue = RQQueue(connect(local), local)
+    queue.enqueue("add", {"a": 1, "b": 1})
+    private_redis.stop()
+    started = time.monotonic()
+    with pytest.raises(QueueUnavailableError):
+        queue.enqueue("add", {"a": 1, "b": 1})
+    assert 0.3 <= time.monotonic() - started < 1.5  # it retried with backoff, within REDIS_RETRY_SECONDS
+
+
+def test_a_worker_resumes_when_redis_comes_back(settings, private_redis):
+    local = replace(settings, redis_url=private_redis.url)
+    with WorkerProcess(local):
+        private_redis.stop()
+        time.sleep(1.5)  # the outage itself: the worker must ride through it
+        private_redis.start()
+        queue = RQQueue(connect(local), local)
+        job_id = queue.enqueue("add", {"a": 2, "b": 2})
+        assert queue.wait(job_id, timeout=15).result == 4
+
+
+def test_a_full_redis_refuses_with_a_clear_error_and_writes_nothing(settings):
+    server = PrivateRedis("--maxmemory", "2mb", "--maxmemory-policy", "noeviction").start()
+    try:
+        local = replace(settings, redis_url=server.url)
+        queue = RQQueue(connect(local), local)
+        client = server.client()
+        with pytest.raises(QueueFullError):
+            for _ in range(2000):
+                queue.enqueue("echo", {"pad": os.urandom(8000).hex()})
+        jobs = list(client.scan_iter("rq:job:*"))
+        assert len(jobs) == client.llen("rq:queue:default")
+        assert all(client.hget(key, "data") for key in jobs)
+    finally:
+        server.remove()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-NAMES = ("enqueue", "dequeue", "finish", "fail", "reap", "cancel")
+NAMES = ("enqueue", "dequeue", "finish", "fail", "reap", "cancel", "requeue", "purge")
 
 
 @cache

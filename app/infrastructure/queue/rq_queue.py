@@ -8,6 +8,7 @@ and rq-dashboard read what it writes. The producer never imports job code.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -16,7 +17,7 @@ from typing import Any
 import redis
 
 from app.config import Settings
-from app.infrastructure.queue import keys, scripts
+from app.infrastructure.queue import keys, scripts, telemetry
 from app.infrastructure.queue.errors import (
     DependencyError,
     InvalidOptionError,
@@ -140,6 +141,8 @@ class RQQueue:
         if reply[0] == b"dependency":
             spec = specs[int(reply[1]) - 1]
             raise DependencyError(spec.job_id, text(reply[2]), text(reply[3]) or None)
+        if telemetry.log.isEnabledFor(logging.INFO):
+            telemetry.log_enqueued(specs, reply)
 
     def get(self, job_id: str) -> JobView:
         """A snapshot of the job.

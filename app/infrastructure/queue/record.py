@@ -66,6 +66,8 @@ class JobRecord:
     exc_info: bytes | None
     reason: str | None
     callbacks: tuple[str, ...]
+    #: The producer's trace context (`app.tracing`), None when it had none.
+    trace: str | None = None
 
     @classmethod
     def from_hash(cls, job_id: str, fields: Mapping[bytes, bytes]) -> JobRecord:
@@ -100,6 +102,7 @@ class JobRecord:
                 )
                 if name
             ),
+            trace=text(b"taskq_trace"),
         )
 
     def load_call(

@@ -16,6 +16,7 @@ from typing import Any
 
 import redis
 
+from app import tracing
 from app.config import Settings
 from app.infrastructure.queue import keys, scripts, telemetry
 from app.infrastructure.queue.errors import (
@@ -135,8 +136,9 @@ class RQQueue:
     def _write(self, specs: Sequence[JobSpec], now: float) -> None:
         args: list[Any] = [repr(now), len(specs)]
         stamp = rq_time(now)
+        trace = tracing.current_carrier()
         for spec in specs:
-            args += _script_args(spec, stamp)
+            args += _script_args(spec, stamp, trace)
         reply = self._guard.call(lambda: self._enqueue(args=args))
         if reply[0] == b"dependency":
             spec = specs[int(reply[1]) - 1]
@@ -259,7 +261,7 @@ class RQQueue:
             return None
 
 
-def _script_args(spec: JobSpec, stamp: str) -> list[Any]:
+def _script_args(spec: JobSpec, stamp: str, trace: str = "") -> list[Any]:
     fields: list[Any] = [
         "created_at",
         stamp,
@@ -286,6 +288,8 @@ def _script_args(spec: JobSpec, stamp: str) -> list[Any]:
     ]
     if spec.ttl:
         fields += ["ttl", spec.ttl]
+    if trace:
+        fields += [tracing.TRACE_FIELD, trace]
     if spec.meta_blob:
         fields += ["meta", spec.meta_blob]
     if spec.depends_on:

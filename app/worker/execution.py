@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from rq.timeouts import JobTimeoutException, UnixSignalDeathPenalty
 
+from app import tracing
 from app.config import Settings
 from app.infrastructure.process import die_with_parent
 from app.infrastructure.queue.errors import JobNotAllowedError, PayloadError
@@ -99,6 +100,7 @@ class JobRunner:
             with (
                 running(context),
                 UnixSignalDeathPenalty(_timeout(claim), JobTimeoutException, job_id=claim.job_id),
+                tracing.job_span(claim.record.trace, _span_attributes(claim, func_name)),
             ):
                 value = func(*args, **kwargs)
                 if asyncio.iscoroutine(value):
@@ -136,6 +138,15 @@ class JobRunner:
         return base64.b64encode(blob).decode()
 
 
+def _span_attributes(claim: Claim, func_name: str) -> dict[str, object]:
+    return {
+        "taskq.job.id": claim.job_id,
+        "taskq.job.name": func_name,
+        "taskq.queue": claim.queue,
+        "taskq.attempt": claim.attempt,
+    }
+
+
 def _timeout(claim: Claim) -> int:
     return claim.record.timeout or 180
 
@@ -168,6 +179,7 @@ def start_forked(runner: JobRunner, claim: Claim) -> ForkedRun:
             outcome = runner.run(claim)
             _write_all(write_fd, pickle.dumps(outcome))
             code = 0
+            tracing.flush()  # os._exit skips the exporters' exit hooks
         finally:
             os._exit(code)
     os.close(write_fd)

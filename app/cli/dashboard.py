@@ -13,6 +13,7 @@ import click
 
 from app.cli.common import CliError, session, url_option
 from app.config import redact_url
+from app.infrastructure.queue.serialization import Serializer, make_serializer
 
 
 @click.command()
@@ -24,20 +25,23 @@ from app.config import redact_url
 def dashboard(ctx: click.Context, host: str, port: int, poll_interval: int, url: str | None) -> None:
     """Serve rq-dashboard for our queues, workers and failed jobs (needs the `dashboard` extra)."""
     settings = session(ctx).settings
-    app = build_app(settings.redis_url, json=settings.serializer == "json", poll_interval=poll_interval)
+    serializer = make_serializer(settings.serializer, settings.signing_key, settings.old_signing_keys)
+    app = build_app(settings.redis_url, serializer, poll_interval=poll_interval)
     click.echo(f"rq-dashboard for {redact_url(settings.redis_url)} on http://{host}:{port}/", err=True)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     app.run(host=host, port=port, debug=False, use_reloader=False)
 
 
-def build_app(redis_url: str, *, json: bool, poll_interval: int) -> Any:
-    """The rq-dashboard Flask app for `redis_url`.
+def build_app(redis_url: str, serializer: Serializer, *, poll_interval: int) -> Any:
+    """The rq-dashboard Flask app for `redis_url`, reading jobs with our `serializer`.
+
+    Our serializer, not rq's default: with QUEUE_SIGNING_KEY every result and meta is signed, and
+    plain rq-dashboard fails (HTTP 500) on any page that loads one (finished jobs, a job's page).
 
     Raises:
         CliError: rq-dashboard is not installed.
     """
     try:
-        from rq.serializers import JSONSerializer
         from rq_dashboard.cli import make_flask_app
         from rq_dashboard.web import config, setup_rq_connection
     except ImportError as exc:
@@ -48,7 +52,6 @@ def build_app(redis_url: str, *, json: bool, poll_interval: int) -> Any:
     app.config["RQ_DASHBOARD_REDIS_URL"] = redis_url
     app.config["RQ_DASHBOARD_POLL_INTERVAL"] = poll_interval
     app.config["DEPRECATED_OPTIONS"] = []
-    if json:
-        config.serializer = JSONSerializer
+    config.serializer = serializer
     setup_rq_connection(app)
     return app

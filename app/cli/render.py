@@ -85,12 +85,17 @@ def job_table(view: JobView) -> Table:
     return table
 
 
+def _table(title: str) -> Table:
+    """A compact table: one space between columns, so `info` fits in 80 columns."""
+    return Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", padding=0, pad_edge=False)
+
+
 def counts_table(counts: Sequence[QueueCounts]) -> Table:
-    table = Table(title="queues", box=box.SIMPLE_HEAD, title_justify="left")
+    table = _table("queues")
     table.add_column("queue")
     for state in STATES:
         table.add_column(state, justify="right")
-    table.add_column("oldest queued", justify="right")
+    table.add_column("oldest", justify="right")
     for c in counts:
         table.add_row(c.queue, *(str(getattr(c, state)) for state in STATES), age(c.oldest_queued_age))
     return table
@@ -99,7 +104,7 @@ def counts_table(counts: Sequence[QueueCounts]) -> Table:
 def workers_table(workers: Sequence[WorkerInfo]) -> Table | str:
     if not workers:
         return "workers: none alive"
-    table = Table(title=f"workers ({len(workers)})", box=box.SIMPLE_HEAD, title_justify="left")
+    table = _table(f"workers ({len(workers)})")
     for column in ("name", "host", "pid", "state", "current job", "last heartbeat"):
         table.add_column(column, justify="right" if column == "pid" else "left")
     for w in workers:
@@ -112,7 +117,7 @@ def workers_table(workers: Sequence[WorkerInfo]) -> Table | str:
 def failed_table(jobs: Sequence[FailedJob]) -> Table | str:
     if not jobs:
         return "failed jobs: none"
-    table = Table(title=f"failed jobs ({len(jobs)})", box=box.SIMPLE_HEAD, title_justify="left")
+    table = _table(f"failed jobs ({len(jobs)})")
     # Ids are never cut: operators copy them into `failed show` and `failed requeue`.
     table.add_column("id", no_wrap=True, min_width=max(len(job.id) for job in jobs))
     for column in ("queue", "job", "status", "attempts", "ended"):
@@ -133,7 +138,7 @@ def failed_table(jobs: Sequence[FailedJob]) -> Table | str:
 
 def registered_table(rows: Sequence[tuple[str, str, str | None]]) -> Table:
     """(name, path, problem or None) per registered job (`taskq jobs`)."""
-    table = Table(title="registered jobs", box=box.SIMPLE_HEAD, title_justify="left")
+    table = _table("registered jobs")
     for column in ("name", "path", "resolves here"):
         table.add_column(column, overflow="fold")
     for name, path, problem in rows:

@@ -36,21 +36,10 @@ def test_info_counts_every_state_and_lists_the_workers(taskq, settings, r):
     assert table.code == 0
     lines = table.out.splitlines()
     header = next(line for line in lines if "scheduled" in line).split()
-    assert header == [
-        "queue",
-        *["queued", "scheduled", "deferred", "started", "finished", "failed", "canceled"],
-        "oldest",
-        "queued",
-    ]
-    assert next(line for line in lines if line.split()[:1] == ["low"]).split()[1:8] == [
-        "0",
-        "0",
-        "0",
-        "0",
-        "1",
-        "1",
-        "0",
-    ]
+    states = ["queued", "scheduled", "deferred", "started", "finished", "failed", "canceled"]
+    assert header == ["queue", *states, "oldest"]
+    low = next(line for line in lines if line.split()[:1] == ["low"]).split()
+    assert low[1:8] == ["0", "0", "0", "0", "1", "1", "0"]
     (worker_line,) = [line for line in lines if "info-worker" in line]
     assert str(worker.pid) in worker_line and "busy" in worker_line and slow in worker_line
 

@@ -15,7 +15,7 @@ import redis
 from app.cli import dashboard, jobs, queues
 from app.cli.common import CliError, Session, url_option
 from app.infrastructure.queue.errors import QueueError, UnknownJobError
-from app.infrastructure.redis.connection import translate
+from app.infrastructure.redis.connection import describe, translate
 from app.worker.cli import worker_command
 
 
@@ -31,7 +31,7 @@ class TaskqGroup(click.Group):
             raise CliError(str(exc)) from None
         except redis.exceptions.RedisError as exc:  # anything a client call raised untranslated
             state = ctx.obj if isinstance(ctx.obj, Session) else Session()
-            where = state.queue._guard.where if "queue" in state.__dict__ else "the configured Redis"
+            where = describe(state.connection) if "connection" in state.__dict__ else "Redis"
             raise CliError(str(translate(exc, where))) from None
 
 

@@ -57,6 +57,9 @@ def test_enqueue_options_and_status_of_a_job_not_done_yet(taskq):
     assert "scheduled" in shown.out and "high" in shown.out and job_id in shown.out
     view = taskq("status", job_id, "--json").json()
     assert (view["status"], view["queue"], view["params"]) == ("scheduled", "high", {"a": 1, "b": 2})
+    gave_up = taskq("enqueue", "add", "a=1", "b=2", "--wait", "--timeout", "0.5")  # no worker runs
+    assert gave_up.code == 4 and "still queued after waiting 0.5 s" in gave_up.err
+    assert "queued" in gave_up.out and "Traceback" not in gave_up.err
 
 
 def test_enqueue_wait_and_status_exit_codes_follow_the_job(taskq, settings):

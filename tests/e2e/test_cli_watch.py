@@ -26,7 +26,7 @@ def watch(settings, *args: str) -> pexpect.spawn:
 
 def test_watch_shows_live_progress_then_the_result_and_exits_0(settings, r):
     queue = RQQueue(r, settings)
-    job_id = queue.enqueue("progress", {"steps": 6, "pause": 0.3})
+    job_id = queue.enqueue("progress", {"steps": 6, "pause": 0.4})
     child = watch(settings, "status", job_id, "--watch")
     try:
         child.expect(f"{job_id} queued")

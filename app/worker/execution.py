@@ -225,9 +225,14 @@ def watch_forked(
 
 
 def kill_group(pid: int) -> None:
-    """SIGKILL a child's process group (the job and anything it started); it may be gone already."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
+    """SIGKILL a child's process group (the job and anything it started); it may be gone already.
+
+    The child itself too: right after fork it may not lead its own group yet, and killpg alone
+    would then miss it.
+    """
+    for kill in (os.kill, os.killpg):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            kill(pid, signal.SIGKILL)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -210,10 +210,14 @@ class Worker(BaseWorker):
             return self._run_forked(claim) if self.mode == "fork" else self._run_inline(claim)
         finally:
             self._current = None
+            self._stopped_job_id = None  # a stop is for this run only
 
     def _run_forked(self, claim: Claim) -> Outcome:
         run = start_forked(self.runner, claim)
         self._horse_pid = run.pid
+        # A stop that came after the claim but before the pid was known found nothing to kill.
+        if self._stopped_job_id == claim.job_id:
+            kill_group(run.pid)
         try:
             timeout = (claim.record.timeout or self.settings.job_timeout) + KILL_GRACE
             outcome, ended = watch_forked(run, claim, self._tick, self.settings.heartbeat_interval, timeout)
@@ -230,6 +234,8 @@ class Worker(BaseWorker):
     def _run_inline(self, claim: Claim) -> Outcome:
         self._in_job = True
         try:
+            if self._stopped_job_id == claim.job_id:  # stopped before it was running: see _run_forked
+                raise JobStopped
             return run_inline(self.runner, claim)
         except ColdShutdown:
             return Outcome("requeue", error="Worker shut down cold; job put back")

@@ -88,12 +88,12 @@ def enqueue(
         delay=delay,
         job_id=job_id,
     )
-    if not wait:
-        print_json({"job_id": new_id}) if as_json else click.echo(new_id)
-        return
-    if not as_json:
-        click.echo(new_id)
-    _finish(ctx, new_id, timeout, as_json)
+    if as_json and not wait:
+        print_json({"job_id": new_id})
+    elif not as_json:
+        click.echo(new_id)  # first, so a script or a person has the id while it waits
+    if wait:
+        _finish(ctx, new_id, timeout, as_json)
 
 
 def parse_params(items: tuple[str, ...]) -> dict[str, Any]:

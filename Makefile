@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck unit integration chaos bench clean install
+.PHONY: demo test lint typecheck unit integration chaos bench clean install browser-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,13 @@ integration: $(STAMP)
 ## The chaos suite (issue 4): private redis-servers, killed workers, cut connections; fails on any loss.
 chaos: $(STAMP)
 	$(BIN)/python -m chaos
+
+## The dashboard in headless Chromium: installs Debian's chromium first if it is missing (as root).
+## `make test` runs the same test, which skips with a message where the browser is missing.
+browser-test: $(STAMP)
+	@test -x /usr/bin/chromium || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
+	$(BIN)/python -m pytest tests/e2e/test_dashboard.py -rs
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache data/ingested

@@ -5,15 +5,18 @@ from __future__ import annotations
 import os
 import random
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 
 import click
 
 from app import logs
 from app.config import Settings
+from app.infrastructure.queue.admin import QueueAdmin
 from app.infrastructure.queue.errors import QueueError
 from app.infrastructure.queue.job_paths import JobRegistry
 from app.infrastructure.redis.connection import connect
+from app.worker.events import WorkerEvents
 from app.worker.preflight import resolve_jobs
 from app.worker.supervisor import Supervisor
 from app.worker.worker import Worker
@@ -42,6 +45,12 @@ CRASH_HOOK = "TASKQ_TEST_CRASH_AFTER_CLAIM"
 @click.option("--max-jobs", type=click.IntRange(1), help="Exit after this many jobs.")
 @click.option("--name", help="Worker name (default: host.pid.random).")
 @click.option("--url", help="Redis URL [default: REDIS_URL].")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    help="Serve Prometheus metrics on this port (with --processes N: this port and the N-1 after it).",
+)
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address for --metrics-port.")
 def worker_command(
     queues: str | None,
     burst: bool,
@@ -50,6 +59,8 @@ def worker_command(
     max_jobs: int | None,
     name: str | None,
     url: str | None,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Run background jobs from the queues until SIGTERM (which finishes the current job first)."""
     try:
@@ -60,7 +71,8 @@ def worker_command(
         raise click.ClickException(str(exc)) from None
     logs.configure(settings.log_level, settings.log_format)
     if processes > 1:
-        sys.exit(Supervisor(processes, _passthrough(queues, burst, mode, max_jobs, url)).run())
+        args = _passthrough(queues, burst, mode, max_jobs, url)
+        sys.exit(Supervisor(processes, args, _metrics_args(metrics_port, metrics_host)).run())
     queue_names = [q.strip() for q in queues.split(",")] if queues else list(settings.queue_names)
     registry = JobRegistry(extra=settings.extra_jobs)
     functions, problems = resolve_jobs(registry)
@@ -69,7 +81,11 @@ def worker_command(
             click.echo(f"worker: broken job path: {line}", err=True)
         sys.exit(2)
     try:
-        worker = Worker(connect(settings), settings, registry, functions, queue_names, name=name, mode=mode)
+        connection = connect(settings)
+        events = _metrics(metrics_port, metrics_host, settings)
+        worker = Worker(
+            connection, settings, registry, functions, queue_names, name=name, mode=mode, events=events
+        )
     except QueueError as exc:
         raise click.ClickException(str(exc)) from None
     _install_crash_hook(worker)
@@ -88,6 +104,26 @@ def _passthrough(
     if burst:
         args.append("--burst")
     return args
+
+
+def _metrics(port: int | None, host: str, settings: Settings) -> list[WorkerEvents]:
+    """The metrics observer, its HTTP server started; none without `--metrics-port`."""
+    if port is None:
+        return []
+    from app.worker import metrics  # only now: a worker without metrics never imports the client
+
+    admin = QueueAdmin(connect(settings), settings)  # its own client: scrapes come from another thread
+    try:
+        return [metrics.serve(port, host, admin)]
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _metrics_args(port: int | None, host: str) -> Callable[[int], list[str]] | None:
+    """Under `--processes N`, worker slot k serves its metrics on `port + k`: one port per process."""
+    if port is None:
+        return None
+    return lambda slot: ["--metrics-port", str(port + slot), "--metrics-host", host]
 
 
 def _install_crash_hook(worker: Worker) -> None:

@@ -45,37 +45,48 @@ class NoEvents:
 
 
 class LogEvents(NoEvents):
-    """One log line per job event, `key=value`."""
+    """One structured log line per job event: `event`, `job_id`, `job_name`, `queue`, `attempt`,
+    and `duration` once it ended (`key=value` text, or JSON with `LOG_FORMAT=json`)."""
 
     def job_started(self, claim: Claim) -> None:
-        if log.isEnabledFor(logging.INFO):
-            log.info(
-                "job started id=%s name=%s queue=%s attempt=%d",
-                claim.job_id,
-                claim.record.description.partition("(")[0],
-                claim.queue,
-                claim.attempt,
-            )
+        # DEBUG: the ending line below carries everything a start line would, plus the outcome;
+        # one line per job at INFO keeps the default logging cheap on a busy worker.
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("job started", extra=_fields("started", claim))
 
     def job_ended(self, claim: Claim, ending: str, outcome: Outcome, duration: float) -> None:
-        if not log.isEnabledFor(logging.INFO):
+        level = logging.WARNING if ending == "failed" else logging.INFO
+        if not log.isEnabledFor(level):
             return
-        error = f" error={_last_line(outcome.error)!r}" if outcome.error else ""
-        log.info(
-            "job %s id=%s queue=%s attempt=%d duration=%.3fs%s",
-            ending,
-            claim.job_id,
-            claim.queue,
-            claim.attempt,
-            duration,
-            error,
-        )
+        fields = _fields(ending, claim)
+        fields["duration"] = round(duration, 6)
+        if outcome.error:
+            fields["error"] = _last_line(outcome.error)
+        log.log(level, "job %s", ending, extra=fields)
 
     def jobs_reaped(self, queue: str, requeued: list[str], failed: list[str]) -> None:
-        for job_id in requeued:
-            log.warning("job requeued id=%s queue=%s reason=abandoned", job_id, queue)
-        for job_id in failed:
-            log.warning("job failed id=%s queue=%s reason=abandoned, no retries left", job_id, queue)
+        for event, ids in (("requeued", requeued), ("failed", failed)):
+            for job_id in ids:
+                log.warning(
+                    "job %s",
+                    event,
+                    extra={"event": event, "job_id": job_id, "queue": queue, "reason": "abandoned"},
+                )
+
+
+def job_name(claim: Claim) -> str:
+    """The claimed job's import path, as its description starts with it (nothing is unpickled)."""
+    return claim.record.description.partition("(")[0]
+
+
+def _fields(event: str, claim: Claim) -> dict[str, object]:
+    return {
+        "event": event,
+        "job_id": claim.job_id,
+        "job_name": job_name(claim),
+        "queue": claim.queue,
+        "attempt": claim.attempt,
+    }
 
 
 def _last_line(text: str) -> str:

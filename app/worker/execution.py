@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from rq.timeouts import JobTimeoutException, UnixSignalDeathPenalty
 
+from app import tracing
 from app.config import Settings
 from app.infrastructure.queue.errors import JobNotAllowedError, PayloadError
 from app.infrastructure.queue.job_paths import JobRegistry
@@ -95,6 +96,7 @@ class JobRunner:
             with (
                 running(context),
                 UnixSignalDeathPenalty(_timeout(claim), JobTimeoutException, job_id=claim.job_id),
+                tracing.job_span(claim.record.trace, _span_attributes(claim, func_name)),
             ):
                 value = func(*args, **kwargs)
                 if asyncio.iscoroutine(value):
@@ -150,6 +152,15 @@ class JobRunner:
         except Exception:
             blob = self.serializer.dumps(UNSERIALIZABLE)
         return base64.b64encode(blob).decode()
+
+
+def _span_attributes(claim: Claim, func_name: str) -> dict[str, object]:
+    return {
+        "taskq.job.id": claim.job_id,
+        "taskq.job.name": func_name,
+        "taskq.queue": claim.queue,
+        "taskq.attempt": claim.attempt,
+    }
 
 
 def _timeout(claim: Claim) -> int:

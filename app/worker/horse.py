@@ -15,6 +15,7 @@ import signal
 import time
 from dataclasses import dataclass
 
+from app import tracing
 from app.infrastructure.process import die_with_parent
 from app.worker.execution import Claim, JobRunner, Outcome
 
@@ -60,6 +61,7 @@ def spawn(runner: JobRunner) -> Spare:
             if handed:
                 outcome = runner.run(pickle.loads(handed))  # our own parent wrote it
                 _write_all(outcome_write, pickle.dumps(outcome))
+                tracing.flush()  # os._exit skips the exporters' exit hooks
             code = 0
         finally:
             os._exit(code)
@@ -130,9 +132,14 @@ def reap(pids: list[int], block: bool = False) -> list[int]:
 
 
 def kill_group(pid: int) -> None:
-    """SIGKILL a child's process group (the job and anything it started); it may be gone already."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
+    """SIGKILL a child's process group (the job and anything it started); it may be gone already.
+
+    The child itself too: right after fork it may not lead its own group yet, and killpg alone
+    would then miss it.
+    """
+    for kill in (os.kill, os.killpg):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            kill(pid, signal.SIGKILL)
 
 
 def _read_all(fd: int) -> bytes:

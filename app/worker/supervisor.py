@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 from app.infrastructure.process import die_with_parent
@@ -27,9 +27,13 @@ MAX_PAUSE = 30.0
 class Supervisor:
     """Runs `count` copies of a worker command and keeps them running until told to stop."""
 
-    def __init__(self, count: int, worker_args: Sequence[str]) -> None:
+    def __init__(
+        self, count: int, worker_args: Sequence[str], slot_args: Callable[[int], list[str]] | None = None
+    ) -> None:
         self.count = count
         self.command = [sys.executable, "-m", "app.worker", "--processes", "1", *worker_args]
+        # Arguments that differ per slot (its own metrics port), kept across restarts of that slot.
+        self.slot_args = slot_args or (lambda slot: [])
         self.children: dict[int, subprocess.Popen[bytes]] = {}
         self.started_at: dict[int, float] = {}
         self.pause = [0.0] * count
@@ -54,7 +58,8 @@ class Supervisor:
         return 0
 
     def _start(self, slot: int) -> None:
-        self.children[slot] = subprocess.Popen(self.command, preexec_fn=_term_with_parent)
+        command = [*self.command, *self.slot_args(slot)]
+        self.children[slot] = subprocess.Popen(command, preexec_fn=_term_with_parent)
         self.started_at[slot] = time.monotonic()
         log.info("worker process started slot=%d pid=%d", slot, self.children[slot].pid)
 

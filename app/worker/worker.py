@@ -214,12 +214,16 @@ class Worker(BaseWorker):
             return self._run_forked(claim) if self.mode == "fork" else self._run_inline(claim)
         finally:
             self._current = None
+            self._stopped_job_id = None  # a stop is for this run only
 
     def _run_forked(self, claim: Claim) -> Outcome:
         self._exiting = horse.reap(self._exiting)
         spare, self._spare = self._spare or horse.spawn(self.runner), None
         child = horse.hand(spare, claim)
         self._horse_pid = child.pid
+        # A stop that came after the claim but before the pid was known found nothing to kill.
+        if self._stopped_job_id == claim.job_id:
+            horse.kill_group(child.pid)
         if not self._stop.is_set():
             self._spare = horse.spawn(self.runner)  # forks while this job runs on the other core
         try:
@@ -240,6 +244,8 @@ class Worker(BaseWorker):
     def _run_inline(self, claim: Claim) -> Outcome:
         self._in_job = True
         try:
+            if self._stopped_job_id == claim.job_id:  # stopped before it was running: see _run_forked
+                raise JobStopped
             return run_inline(self.runner, claim)
         except ColdShutdown:
             return Outcome("requeue", error="Worker shut down cold; job put back")

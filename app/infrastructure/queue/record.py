@@ -153,6 +153,11 @@ class JobRecord:
     def ended_at(self) -> datetime | None:
         return parse_rq_time(self.fields.get(b"ended_at"))
 
+    @property
+    def trace(self) -> str | None:
+        """The producer's trace context (`app.tracing`), None when it had none."""
+        return self._text(b"taskq_trace")
+
     def load_call(
         self, serializer: Serializer, limit: int
     ) -> tuple[str, Any, tuple[Any, ...], dict[str, Any]]:

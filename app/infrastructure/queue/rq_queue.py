@@ -8,6 +8,7 @@ and rq-dashboard read what it writes. The producer never imports job code.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -15,8 +16,9 @@ from typing import Any
 
 import redis
 
+from app import tracing
 from app.config import Settings
-from app.infrastructure.queue import keys, scripts
+from app.infrastructure.queue import keys, scripts, telemetry
 from app.infrastructure.queue.errors import (
     DependencyError,
     InvalidOptionError,
@@ -135,20 +137,29 @@ class RQQueue:
 
     def _write(self, specs: Sequence[JobSpec], now: float) -> None:
         stamp = rq_time(now)
+        trace = tracing.current_carrier()
         if len(specs) == 1 and not specs[0].depends_on:
             spec = specs[0]
             register = spec.queue not in self._registered
-            one = [*_record(spec, stamp)[:13], "1" if spec.explicit_id else "0", "1" if register else "0"]
-            self._guard.call(lambda: self._enqueue_one(args=one))
+            one = [
+                *_record(spec, stamp, trace)[:14],
+                "1" if spec.explicit_id else "0",
+                "1" if register else "0",
+            ]
+            reply = self._guard.call(lambda: self._enqueue_one(args=one))
             self._registered.add(spec.queue)
+            if telemetry.log.isEnabledFor(logging.INFO):
+                telemetry.log_enqueued(specs, ["ok", *reply])
             return
         args: list[Any] = [repr(now), len(specs)]
         for spec in specs:
-            args += _record(spec, stamp)
+            args += _record(spec, stamp, trace)
         reply = self._guard.call(lambda: self._enqueue(args=args))
         if reply[0] == b"dependency":
             spec = specs[int(reply[1]) - 1]
             raise DependencyError(spec.job_id, text(reply[2]), text(reply[3]) or None)
+        if telemetry.log.isEnabledFor(logging.INFO):
+            telemetry.log_enqueued(specs, reply)
 
     def get(self, job_id: str) -> JobView:
         """A snapshot of the job.
@@ -265,11 +276,11 @@ class RQQueue:
             return None
 
 
-def _record(spec: JobSpec, stamp: str) -> list[Any]:
-    """The job as the scripts read it (`read_job` in lua/prelude.lua): values by position.
+def _record(spec: JobSpec, stamp: str, trace: str = "") -> list[Any]:
+    """The job as the scripts read it (`read_job` in lua/lib_jobs.lua): values by position.
 
     The scripts name the fields of rq's job hash; sending values only halves what every enqueue
-    packs, sends and parses.
+    packs, sends and parses. `trace` is the producer's trace context ('' without one).
     """
     intervals = spec.retry_intervals
     return [
@@ -286,6 +297,7 @@ def _record(spec: JobSpec, stamp: str) -> list[Any]:
         len(intervals),
         "[" + ",".join(map(repr, intervals)) + "]",
         spec.meta_blob or b"",
+        trace,
         len(spec.depends_on),
         *spec.depends_on,
     ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-NAMES = ("enqueue", "enqueue_one", "dequeue", "finish", "fail", "reap", "cancel")
+NAMES = ("enqueue", "enqueue_one", "dequeue", "finish", "fail", "reap", "cancel", "requeue", "purge")
 
 #: The libraries each script needs after the core prelude; the hot paths load no more than they use.
 _LIBRARIES = {
@@ -20,6 +20,8 @@ _LIBRARIES = {
     "reap": ("lib_jobs",),
     "dequeue": ("lib_jobs", "lib_worker"),
     "finish": ("lib_jobs", "lib_worker"),
+    "requeue": (),
+    "purge": (),
 }
 
 

@@ -2,11 +2,11 @@
 
 -- Read one job record from `args` at `pos` (the producer's positional format: id, queue, run_at,
 -- ttl, stamp, data, description, timeout, result_ttl, failure_ttl, retries_left, retry_intervals,
--- meta, n dependencies, their ids). Returns the job and the position after it.
+-- meta, trace, n dependencies, their ids). Returns the job and the position after it.
 local function read_job(args, pos)
-  local ndeps = tonumber(args[pos + 13])
+  local ndeps = tonumber(args[pos + 14])
   local job = {id = args[pos], queue = args[pos + 1], run_at = args[pos + 2], ttl = args[pos + 3], deps = {}}
-  for i = 1, ndeps do job.deps[i] = args[pos + 13 + i] end
+  for i = 1, ndeps do job.deps[i] = args[pos + 14 + i] end
   local fields = {'created_at', args[pos + 4], 'enqueued_at', args[pos + 4], 'data', args[pos + 5],
     'origin', job.queue, 'description', args[pos + 6], 'timeout', args[pos + 7], 'result_ttl', args[pos + 8],
     'failure_ttl', args[pos + 9], 'retries_left', args[pos + 10], 'retry_intervals', args[pos + 11]}
@@ -18,6 +18,10 @@ local function read_job(args, pos)
     fields[#fields + 1] = 'meta'
     fields[#fields + 1] = args[pos + 12]
   end
+  if args[pos + 13] ~= '' then
+    fields[#fields + 1] = 'taskq_trace'
+    fields[#fields + 1] = args[pos + 13]
+  end
   if ndeps > 0 then
     fields[#fields + 1] = 'dependency_id'
     fields[#fields + 1] = job.deps[1]
@@ -25,7 +29,7 @@ local function read_job(args, pos)
     fields[#fields + 1] = cjson.encode(job.deps)
   end
   job.fields = fields
-  return job, pos + 14 + ndeps
+  return job, pos + 15 + ndeps
 end
 
 -- Write a new job: its hash, then its queue, or the scheduled or deferred registry.

@@ -1,0 +1,1 @@
+"""The `taskq` console script: see `main.py`."""

@@ -1,0 +1,172 @@
+"""`taskq jobs`, `enqueue`, `status`, `cancel`, `stop`: one job at a time."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from app.cli import render
+from app.cli.common import (
+    EXIT_ERROR,
+    EXIT_JOB_DID_NOT_FINISH,
+    EXIT_JOB_NOT_DONE,
+    EXIT_OK,
+    console,
+    exit_with,
+    json_option,
+    print_json,
+    session,
+    to_jsonable,
+    url_option,
+)
+from app.cli.watch import follow
+from app.infrastructure.queue.errors import JobImportError, WaitTimeoutError
+from app.infrastructure.queue.import_utils import import_callable
+from app.infrastructure.queue.port import JobView
+
+
+@click.command()
+@json_option
+@click.pass_context
+def jobs(ctx: click.Context, as_json: bool) -> None:
+    """The registered jobs, their import paths, and whether each one imports here."""
+    rows = [(name, path, _problem(path)) for name, path in session(ctx).registry]
+    if as_json:
+        print_json([{"name": n, "path": p, "resolves": e is None, "problem": e} for n, p, e in rows])
+    else:
+        console().print(render.registered_table(rows))
+    exit_with(EXIT_OK if all(problem is None for _, _, problem in rows) else EXIT_ERROR)
+
+
+def _problem(path: str) -> str | None:
+    try:
+        import_callable(path)
+    except JobImportError as exc:
+        return str(exc)
+    return None
+
+
+@click.command()
+@click.argument("name")
+@click.argument("params", nargs=-1, metavar="[KEY=VALUE]...")
+@click.option(
+    "--priority", type=click.Choice(["high", "default", "low"]), default="default", show_default=True
+)
+@click.option("--delay", type=click.FloatRange(min=0), metavar="SECONDS", help="Start that much later.")
+@click.option("--job-id", help="Your id for the job: the idempotency key.")
+@click.option("--wait", is_flag=True, help="Wait for the job to end; exit as `taskq status` does.")
+@click.option(
+    "--timeout", type=click.FloatRange(min=0), metavar="SECONDS", help="Give up waiting after this."
+)
+@json_option
+@url_option
+@click.pass_context
+def enqueue(
+    ctx: click.Context,
+    name: str,
+    params: tuple[str, ...],
+    priority: str,
+    delay: float | None,
+    job_id: str | None,
+    wait: bool,
+    timeout: float | None,
+    as_json: bool,
+    url: str | None,
+) -> None:
+    """Enqueue job NAME with KEY=VALUE params (a VALUE is JSON if it parses, else a string).
+
+    Prints the job id. `taskq enqueue ingest_doc doc_id=preamble`; quote a number to keep it
+    a string: `doc_id='"123"'`.
+    """
+    queue = session(ctx).queue
+    new_id = queue.enqueue(
+        name,
+        parse_params(params),
+        priority=priority,  # type: ignore[arg-type]  # click.Choice checked it
+        delay=delay,
+        job_id=job_id,
+    )
+    if as_json and not wait:
+        print_json({"job_id": new_id})
+    elif not as_json:
+        click.echo(new_id)  # first, so a script or a person has the id while it waits
+    if wait:
+        _finish(ctx, new_id, timeout, as_json)
+
+
+def parse_params(items: tuple[str, ...]) -> dict[str, Any]:
+    """`key=value` pairs; each value is JSON when it parses as JSON, else the string itself."""
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="params")
+        try:
+            params[key] = json.loads(raw)
+        except ValueError:
+            params[key] = raw
+    return params
+
+
+@click.command()
+@click.argument("job_id")
+@click.option("--watch", is_flag=True, help="Show a live progress bar until the job ends.")
+@click.option("--timeout", type=click.FloatRange(min=0), metavar="SECONDS", help="Stop watching after this.")
+@json_option
+@url_option
+@click.pass_context
+def status(
+    ctx: click.Context, job_id: str, watch: bool, timeout: float | None, as_json: bool, url: str | None
+) -> None:
+    """Show a job. Exit 0 if it finished, 3 if it failed, was stopped or canceled, 4 if not done yet."""
+    if not watch:
+        _show(session(ctx).queue.get(job_id), as_json)
+        return
+    _finish(ctx, job_id, timeout, as_json)
+
+
+def _finish(ctx: click.Context, job_id: str, timeout: float | None, as_json: bool) -> None:
+    """Follow the job to its end (a live bar on a terminal), show it, exit as `status` does."""
+    queue = session(ctx).queue
+    out = console()
+    try:
+        view = follow(queue, job_id, timeout, out, live=out.is_terminal and not as_json)
+    except WaitTimeoutError as exc:
+        click.echo(f"taskq: {exc}", err=True)
+        _show(queue.get(job_id), as_json)
+        return
+    _show(view, as_json)
+
+
+def _show(view: JobView, as_json: bool) -> None:
+    if as_json:
+        print_json(to_jsonable(view))
+    else:
+        console().print(render.job_table(view))
+    if view.status.value == "finished":
+        exit_with(EXIT_OK)
+    exit_with(EXIT_JOB_DID_NOT_FINISH if view.is_final else EXIT_JOB_NOT_DONE)
+
+
+@click.command()
+@click.argument("job_id")
+@url_option
+@click.pass_context
+def cancel(ctx: click.Context, job_id: str, url: str | None) -> None:
+    """Cancel a queued, scheduled or deferred job (and the jobs that depend on it)."""
+    session(ctx).queue.cancel(job_id)
+    click.echo(f"canceled {job_id}")
+
+
+@click.command()
+@click.argument("job_id")
+@url_option
+@click.pass_context
+def stop(ctx: click.Context, job_id: str, url: str | None) -> None:
+    """Stop a running job: its worker kills it; it ends `stopped`, without retries."""
+    queue = session(ctx).queue
+    queue.stop(job_id)
+    worker = queue.get(job_id).worker
+    click.echo(f"asked worker {worker} to stop {job_id}")

@@ -1,0 +1,146 @@
+"""Rich tables for what the CLI shows: a job, the queues, the workers, the failed jobs."""
+
+from __future__ import annotations
+
+import json
+import reprlib
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from rich import box
+from rich.table import Table
+
+from app.infrastructure.queue.admin import STATES, FailedJob, QueueCounts, WorkerInfo
+from app.infrastructure.queue.port import JobView
+
+_short = reprlib.Repr()
+_short.maxstring = 80
+_short.maxother = 80
+
+
+def age(seconds: float | None) -> str:
+    """A duration for people: `0.4s`, `12s`, `5m`, `3h`, `2d`."""
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def since(when: datetime | None, now: datetime | None = None) -> str:
+    if when is None:
+        return "-"
+    now = now or datetime.now(timezone.utc)
+    return f"{age(max(0.0, (now - when).total_seconds()))} ago"
+
+
+def stamp(when: datetime | None) -> str:
+    return when.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC" if when else "-"
+
+
+def show_value(value: Any) -> str:
+    """A result or a param, on one line: JSON when it is JSON-safe, else its repr, bounded."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = _short.repr(value)
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def job_table(view: JobView) -> Table:
+    """One job, field by field (`taskq status`, `taskq failed show`)."""
+    table = Table(box=box.SIMPLE, show_header=False, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    rows: list[tuple[str, str]] = [
+        ("id", view.id),
+        ("job", view.job_name),
+        ("status", view.status.value),
+        ("queue", view.queue),
+        ("params", show_value(dict(view.params))),
+        ("attempts", f"{view.attempts} of {view.max_attempts}"),
+        ("enqueued", stamp(view.enqueued_at)),
+        ("started", stamp(view.started_at)),
+        ("ended", stamp(view.ended_at)),
+    ]
+    if view.started_at and view.ended_at:
+        rows.append(("took", age((view.ended_at - view.started_at).total_seconds())))
+    if view.worker:
+        rows.append(("worker", view.worker))
+    if view.progress:
+        p = view.progress
+        rows.append(("progress", f"{p.done}/{p.total} {p.message}".rstrip()))
+    if view.status.value == "finished":
+        rows.append(("result", show_value(view.result)))
+    elif view.error:
+        rows.append(("error", view.error))
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def _table(title: str) -> Table:
+    """A compact table: one space between columns, so `info` fits in 80 columns."""
+    return Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", padding=0, pad_edge=False)
+
+
+def counts_table(counts: Sequence[QueueCounts]) -> Table:
+    table = _table("queues")
+    table.add_column("queue")
+    for state in STATES:
+        table.add_column(state, justify="right")
+    table.add_column("oldest", justify="right")
+    for c in counts:
+        table.add_row(c.queue, *(str(getattr(c, state)) for state in STATES), age(c.oldest_queued_age))
+    return table
+
+
+def workers_table(workers: Sequence[WorkerInfo]) -> Table | str:
+    if not workers:
+        return "workers: none alive"
+    table = _table(f"workers ({len(workers)})")
+    for column in ("name", "host", "pid", "state", "current job", "last heartbeat"):
+        table.add_column(column, justify="right" if column == "pid" else "left")
+    for w in workers:
+        table.add_row(
+            w.name, w.host, str(w.pid or "-"), w.state, w.current_job or "-", since(w.last_heartbeat)
+        )
+    return table
+
+
+def failed_table(jobs: Sequence[FailedJob]) -> Table | str:
+    if not jobs:
+        return "failed jobs: none"
+    table = _table(f"failed jobs ({len(jobs)})")
+    # Ids are never cut: operators copy them into `failed show` and `failed requeue`.
+    table.add_column("id", no_wrap=True, min_width=max(len(job.id) for job in jobs))
+    for column in ("queue", "job", "status", "attempts", "ended"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("error", overflow="fold", ratio=1)
+    for job in jobs:
+        table.add_row(
+            job.id,
+            job.queue,
+            job.job_name.rpartition(".")[2],
+            job.status,
+            str(job.attempts),
+            since(job.ended_at),
+            job.error or "-",
+        )
+    return table
+
+
+def registered_table(rows: Sequence[tuple[str, str, str | None]]) -> Table:
+    """(name, path, problem or None) per registered job (`taskq jobs`)."""
+    table = _table("registered jobs")
+    for column in ("name", "path", "resolves here"):
+        table.add_column(column, overflow="fold")
+    for name, path, problem in rows:
+        table.add_row(name, path, "yes" if problem is None else f"no: {problem}")
+    return table

@@ -1,0 +1,305 @@
+"""`QueueAdmin`: what operators read and steer across the queues (the `taskq` CLI, metrics).
+
+Counts per registry, the workers, the failed jobs; requeue and purge of failed jobs. It reads
+rq's data model directly (plain commands in pipelines) instead of rq's registry classes, whose
+counts run rq's own cleanup: that would fail or retry abandoned jobs behind our reaper's back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import redis
+
+from app.config import Settings
+from app.infrastructure.queue import keys, scripts
+from app.infrastructure.queue.errors import JobNotFoundError, JobStateError
+from app.infrastructure.queue.record import JobRecord, parse_rq_time, rq_time, summarize_error, text
+from app.infrastructure.redis.connection import Guard
+
+#: The registries `counts()` reports, in a job's order of life.
+STATES = ("queued", "scheduled", "deferred", "started", "finished", "failed", "canceled")
+#: How many jobs at the head of a queue are looked at for the oldest one (bounded work per scrape);
+#: jobs put back at the front (a reaped job) make the very first one not always the oldest.
+HEAD = 10
+_PURGE_BATCH = 500
+
+
+@dataclass(frozen=True)
+class QueueCounts:
+    """How many jobs of one queue are in each state, and how long the oldest queued one has waited."""
+
+    queue: str
+    queued: int
+    scheduled: int
+    deferred: int
+    started: int
+    finished: int
+    failed: int
+    canceled: int
+    oldest_queued_age: float | None
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A live worker, as it registered itself (rq's `rq:worker:<name>` hash)."""
+
+    name: str
+    host: str
+    pid: int | None
+    state: str
+    queues: tuple[str, ...]
+    current_job: str | None
+    last_heartbeat: datetime | None
+    birth: datetime | None
+    successful: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class FailedJob:
+    """One entry of a failed registry: a job that failed for good, or was stopped."""
+
+    id: str
+    queue: str
+    job_name: str
+    status: str
+    attempts: int
+    ended_at: datetime | None
+    error: str | None
+
+
+class QueueAdmin:
+    """Reads counts, workers and failed jobs; requeues and purges failed jobs."""
+
+    def __init__(self, redis_conn: redis.Redis, settings: Settings) -> None:
+        self.connection = redis_conn
+        self.settings = settings
+        self._guard = Guard(redis_conn, settings.redis_retry_seconds)
+        self._requeue = redis_conn.register_script(scripts.source("requeue"))
+        self._purge = redis_conn.register_script(scripts.source("purge"))
+
+    def queues(self) -> list[str]:
+        """Our queues in priority order, then any other queue rq knows of (written by plain rq)."""
+        known = self._guard.call(lambda: self.connection.smembers(keys.QUEUES_SET))
+        names = [text(key).removeprefix("rq:queue:") for key in known]
+        ours = self.settings.queue_names
+        others = sorted(n for n in names if n not in ours and keys.QUEUE_NAME_RE.match(n))
+        return [*self.settings.queue_names, *others]
+
+    def counts(self, queues: Sequence[str] | None = None) -> list[QueueCounts]:
+        """Per queue: jobs queued, scheduled, deferred, started, finished, failed, canceled.
+
+        Raises:
+            QueueUnavailableError: Redis unreachable.
+        """
+        names = list(queues) if queues is not None else self.queues()
+        now = time.time()
+
+        def read() -> list[Any]:
+            with self.connection.pipeline(transaction=False) as pipe:
+                for queue in names:
+                    pipe.llen(keys.queue(queue))
+                    pipe.zcard(keys.scheduled(queue))
+                    pipe.zcard(keys.deferred(queue))
+                    pipe.zcard(keys.started(queue))
+                    # Finished and failed entries are scored by their expiry; past ones are gone.
+                    pipe.zcount(keys.finished(queue), now, "+inf")
+                    pipe.zcount(keys.failed(queue), now, "+inf")
+                    pipe.zcard(keys.canceled(queue))
+                    pipe.lrange(keys.queue(queue), 0, HEAD - 1)
+                return pipe.execute()
+
+        replies = self._guard.call(read)
+        ages = self._oldest_ages(names, replies[7::8], now)
+        return [_counts(queue, replies[8 * i : 8 * i + 7], ages[queue]) for i, queue in enumerate(names)]
+
+    def _oldest_ages(self, names: list[str], heads: list[list[bytes]], now: float) -> dict[str, float | None]:
+        def read() -> list[Any]:
+            with self.connection.pipeline(transaction=False) as pipe:
+                for head in heads:
+                    for job_id in head:
+                        pipe.hget(keys.job(text(job_id)), "enqueued_at")
+                return pipe.execute()
+
+        stamps = iter(self._guard.call(read) if any(heads) else [])
+        ages: dict[str, float | None] = {}
+        for queue, head in zip(names, heads, strict=True):
+            times = [parse_rq_time(next(stamps)) for _ in head]
+            known = [t.timestamp() for t in times if t is not None]
+            ages[queue] = max(0.0, now - min(known)) if known else None
+        return ages
+
+    def workers(self) -> list[WorkerInfo]:
+        """The live workers (registered and not dead), by name.
+
+        Raises:
+            QueueUnavailableError: Redis unreachable.
+        """
+        members = self._guard.call(lambda: self.connection.smembers("rq:workers"))
+        worker_keys = sorted(text(member) for member in members)
+
+        def read() -> list[Any]:
+            with self.connection.pipeline(transaction=False) as pipe:
+                for key in worker_keys:
+                    pipe.hgetall(key)
+                return pipe.execute()
+
+        hashes = self._guard.call(read) if worker_keys else []
+        return [
+            _worker(key.removeprefix("rq:worker:"), fields)
+            for key, fields in zip(worker_keys, hashes, strict=True)
+            if fields and b"death" not in fields
+        ]
+
+    def failed(self, queues: Sequence[str] | None = None, limit: int = 100) -> list[FailedJob]:
+        """The newest failed (or stopped) jobs, at most `limit`, newest first.
+
+        Raises:
+            QueueUnavailableError: Redis unreachable.
+        """
+        entries = self.failed_ids(queues, limit)
+
+        def read() -> list[Any]:
+            with self.connection.pipeline(transaction=False) as pipe:
+                for _queue, job_id in entries:
+                    pipe.hgetall(keys.job(job_id))
+                return pipe.execute()
+
+        hashes = self._guard.call(read) if entries else []
+        return [
+            _failed(JobRecord.from_hash(job_id, fields), queue)
+            for (queue, job_id), fields in zip(entries, hashes, strict=True)
+            if fields
+        ]
+
+    def failed_ids(
+        self, queues: Sequence[str] | None = None, limit: int | None = None
+    ) -> list[tuple[str, str]]:
+        """(queue, job id) of the failed registries, newest first, at most `limit` (None: all)."""
+        names = list(queues) if queues is not None else self.queues()
+
+        def read() -> list[Any]:
+            with self.connection.pipeline(transaction=False) as pipe:
+                for queue in names:
+                    pipe.zrevrange(keys.failed(queue), 0, -1 if limit is None else limit - 1, withscores=True)
+                return pipe.execute()
+
+        found = [
+            (score, queue, text(job_id))
+            for queue, entries in zip(names, self._guard.call(read), strict=True)
+            for job_id, score in entries
+        ]
+        found.sort(reverse=True)
+        return [(queue, job_id) for _score, queue, job_id in found[:limit]]
+
+    def traceback(self, job_id: str) -> str | None:
+        """The full stored error of the job's last failed attempt.
+
+        Raises:
+            JobNotFoundError: no such job.
+        """
+        keys.check_job_id(job_id)
+
+        def read() -> Any:
+            return self.connection.hgetall(keys.job(job_id))
+
+        fields = self._guard.call(read)
+        if not fields:
+            raise JobNotFoundError(job_id)
+        return JobRecord.from_hash(job_id, fields).error_text()
+
+    def requeue(self, job_id: str) -> str:
+        """Put a failed or stopped job back in its queue with its retries reset; return the queue.
+
+        Raises:
+            JobNotFoundError: no such job.
+            JobStateError: the job is not failed or stopped.
+        """
+        keys.check_job_id(job_id)
+        reply = self._guard.call(lambda: self._requeue(args=[job_id, rq_time(time.time())]))
+        if reply[0] == -1:
+            raise JobNotFoundError(job_id)
+        if reply[0] == 0:
+            raise JobStateError(job_id, text(reply[1]), "requeue")
+        return text(reply[1])
+
+    def requeue_all(self, queues: Sequence[str] | None = None) -> list[str]:
+        """Requeue every failed or stopped job of `queues`; return their ids (oldest first)."""
+        done = []
+        for _queue, job_id in reversed(self.failed_ids(queues)):
+            try:
+                self.requeue(job_id)
+            except (JobNotFoundError, JobStateError):
+                continue  # expired, or requeued by someone else meanwhile
+            done.append(job_id)
+        return done
+
+    def purge(self, queues: Iterable[str] | None = None) -> int:
+        """Delete every failed or stopped job of `queues` for good; return how many were deleted."""
+        deleted = 0
+        for queue in list(queues) if queues is not None else self.queues():
+            while True:
+                looked, gone = self._purge_batch(queue)
+                deleted += gone
+                if looked < _PURGE_BATCH:
+                    break
+        return deleted
+
+    def _purge_batch(self, queue: str) -> tuple[int, int]:
+        looked, gone = self._guard.call(lambda: self._purge(args=[queue, _PURGE_BATCH]))
+        return int(looked), int(gone)
+
+
+def _counts(queue: str, replies: Sequence[Any], oldest: float | None) -> QueueCounts:
+    queued, scheduled, deferred, started, finished, failed, canceled = (int(n) for n in replies)
+    return QueueCounts(queue, queued, scheduled, deferred, started, finished, failed, canceled, oldest)
+
+
+def _worker(name: str, fields: dict[bytes, bytes]) -> WorkerInfo:
+    def get(field: str) -> str | None:
+        raw = fields.get(field.encode())
+        return text(raw) if raw else None
+
+    pid = get("pid")
+    return WorkerInfo(
+        name=name,
+        host=get("hostname") or "?",
+        pid=int(pid) if pid and pid.isdigit() else None,
+        state=get("state") or "?",
+        queues=tuple((get("queues") or "").split(",")) if get("queues") else (),
+        current_job=get("current_job"),
+        last_heartbeat=parse_rq_time(fields.get(b"last_heartbeat")),
+        birth=parse_rq_time(fields.get(b"birth")),
+        successful=int(get("successful_job_count") or 0),
+        failed=int(get("failed_job_count") or 0),
+    )
+
+
+def _failed(record: JobRecord, queue: str) -> FailedJob:
+    return FailedJob(
+        id=record.id,
+        queue=queue,
+        job_name=record.description.partition("(")[0],
+        status=record.status,
+        attempts=record.attempts,
+        ended_at=record.ended_at,
+        error=summarize_error(record.error_text()),
+    )
+
+
+def as_json(item: QueueCounts | WorkerInfo | FailedJob) -> dict[str, Any]:
+    """A JSON-safe dict of one of this module's records (times as ISO 8601), for `--json`."""
+    return {
+        name: value.isoformat()
+        if isinstance(value, datetime)
+        else list(value)
+        if isinstance(value, tuple)
+        else value
+        for name, value in dataclasses.asdict(item).items()
+    }

@@ -1,0 +1,124 @@
+"""Prometheus metrics of a worker (`--metrics-port`): its jobs as they end, the queues at scrape time.
+
+`MetricsEvents` is a worker observer (see `events.py`): counters and a histogram updated in the
+worker's own process. `QueueCollector` reads Redis when Prometheus scrapes, so depth, the oldest
+queued job and the live workers are current without any polling in between. Imported only when
+the flag is given: a worker without it never loads prometheus-client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from app.infrastructure.queue.admin import STATES, QueueAdmin
+from app.infrastructure.queue.errors import QueueError
+from app.worker.events import NoEvents, job_name
+
+if TYPE_CHECKING:
+    from app.worker.execution import Claim, Outcome
+
+log = logging.getLogger("taskq.worker")
+
+#: Seconds; from a quick lookup to the default job timeout (180 s).
+DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 180, 300)
+
+
+class MetricsEvents(NoEvents):
+    """Counts what this worker does: attempts by outcome, their duration, retries, reaped jobs."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.started = Counter(
+            "taskq_jobs_started", "Job attempts started.", ["job", "queue"], registry=registry
+        )
+        self.ended = Counter(
+            "taskq_jobs",
+            "Job attempts ended, by outcome: finished, failed, retried, stopped, requeued.",
+            ["job", "queue", "outcome"],
+            registry=registry,
+        )
+        self.retries = Counter(
+            "taskq_job_retries", "Failed attempts that will be retried.", ["job", "queue"], registry=registry
+        )
+        self.duration = Histogram(
+            "taskq_job_duration_seconds",
+            "Time from claim to recorded outcome, per attempt.",
+            ["job", "queue", "outcome"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.reaped = Counter(
+            "taskq_jobs_reaped",
+            "Jobs of dead workers taken back by this worker's reaper, by outcome: requeued, failed.",
+            ["queue", "outcome"],
+            registry=registry,
+        )
+
+    def job_started(self, claim: Claim) -> None:
+        self.started.labels(job_name(claim), claim.queue).inc()
+
+    def job_ended(self, claim: Claim, ending: str, outcome: Outcome, duration: float) -> None:
+        name = job_name(claim)
+        self.ended.labels(name, claim.queue, ending).inc()
+        self.duration.labels(name, claim.queue, ending).observe(duration)
+        if ending == "retried":
+            self.retries.labels(name, claim.queue).inc()
+
+    def jobs_reaped(self, queue: str, requeued: list[str], failed: list[str]) -> None:
+        self.reaped.labels(queue, "requeued").inc(len(requeued))
+        self.reaped.labels(queue, "failed").inc(len(failed))
+
+
+class QueueCollector(Collector):
+    """Reads every queue and the workers from Redis at each scrape (a few pipelined commands).
+
+    Every queue, not only this worker's: a queue that no worker serves is the one to alert on.
+    """
+
+    def __init__(self, admin: QueueAdmin) -> None:
+        self.admin = admin
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("taskq_redis_up", "1 if Redis answered this scrape, else 0.")
+        try:
+            counts, workers = self.admin.counts(), self.admin.workers()
+        except QueueError as exc:
+            log.warning("metrics: cannot read the queues: %s", exc)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        depth = GaugeMetricFamily("taskq_queue_depth", "Jobs waiting in the queue.", labels=["queue"])
+        oldest = GaugeMetricFamily(
+            "taskq_queue_oldest_job_age_seconds",
+            "How long the oldest job at the head of the queue has waited (0 when empty).",
+            labels=["queue"],
+        )
+        jobs = GaugeMetricFamily("taskq_queue_jobs", "Jobs of the queue by state.", labels=["queue", "state"])
+        for c in counts:
+            depth.add_metric([c.queue], c.queued)
+            oldest.add_metric([c.queue], c.oldest_queued_age or 0.0)
+            for state in STATES:
+                jobs.add_metric([c.queue, state], getattr(c, state))
+        alive = GaugeMetricFamily("taskq_workers_alive", "Workers registered and alive (all queues).")
+        alive.add_metric([], len(workers))
+        yield from (depth, oldest, jobs, alive)
+
+
+def serve(port: int, host: str, admin: QueueAdmin) -> MetricsEvents:
+    """Start the `/metrics` HTTP server (a daemon thread) and return the observer to give the worker.
+
+    Raises:
+        OSError: the port cannot be bound (in use, or not allowed).
+    """
+    registry = CollectorRegistry()
+    events = MetricsEvents(registry)
+    registry.register(QueueCollector(admin))
+    start_http_server(port, addr=host, registry=registry)
+    return events

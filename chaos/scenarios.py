@@ -17,11 +17,11 @@ FINISH_WITHIN = 180.0
 
 
 def baseline(scale: float) -> Row:
-    """5,000 jobs, 2 worker processes (fork mode, the default), nothing breaks."""
+    """5,000 jobs, 2 worker processes (inline mode: fork mode is in the storms), nothing breaks."""
     run = Run()
     try:
         run.enqueue_batches(run.producer(), int(5000 * scale))
-        fleet = run.fleet(2)
+        fleet = run.fleet(2, "--mode", "inline")
         took = run.wait_final(FINISH_WITHIN)
         fleet.stop()
         return run.account(Row("1 baseline", 0, note=f"drained in {took:.1f} s"))

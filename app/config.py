@@ -203,7 +203,7 @@ def _check_queue_names(names: tuple[str, ...], variable: str) -> None:
     if len(names) != 3 or len(set(names)) != 3:
         raise ConfigError(variable, ",".join(names), "needs three distinct names: high, default, low")
     for name in names:
-        if not QUEUE_NAME_RE.match(name):
+        if not QUEUE_NAME_RE.fullmatch(name):
             raise ConfigError(variable, name, f"queue names must match {QUEUE_NAME_RE.pattern}")
 
 

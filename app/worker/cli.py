@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import sys
@@ -9,13 +10,15 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import click
+import redis
 
 from app import logs
 from app.config import Settings
 from app.infrastructure.queue.admin import QueueAdmin
 from app.infrastructure.queue.errors import QueueError
 from app.infrastructure.queue.job_paths import JobRegistry
-from app.infrastructure.redis.connection import connect
+from app.infrastructure.redis.connection import connect, describe, translate
+from app.infrastructure.redis.locality import signing_warning
 from app.worker.events import WorkerEvents
 from app.worker.preflight import resolve_jobs
 from app.worker.supervisor import Supervisor
@@ -24,6 +27,8 @@ from app.worker.worker import Worker
 #: Test hook for the chaos suite: the probability that a worker dies (os._exit) right after
 #: claiming a job, before running it. Never set it in production.
 CRASH_HOOK = "TASKQ_TEST_CRASH_AFTER_CLAIM"
+
+log = logging.getLogger("taskq.worker")
 
 
 @click.command(name="worker", context_settings={"help_option_names": ["-h", "--help"]})
@@ -51,6 +56,7 @@ CRASH_HOOK = "TASKQ_TEST_CRASH_AFTER_CLAIM"
     help="Serve Prometheus metrics on this port (with --processes N: this port and the N-1 after it).",
 )
 @click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address for --metrics-port.")
+@click.option("--supervised", is_flag=True, hidden=True, help="Started by a supervisor (which warned).")
 def worker_command(
     queues: str | None,
     burst: bool,
@@ -61,6 +67,7 @@ def worker_command(
     url: str | None,
     metrics_port: int | None,
     metrics_host: str,
+    supervised: bool = False,
 ) -> None:
     """Run background jobs from the queues until SIGTERM (which finishes the current job first)."""
     try:
@@ -70,6 +77,8 @@ def worker_command(
     except QueueError as exc:
         raise click.ClickException(str(exc)) from None
     logs.configure(settings.log_level, settings.log_format)
+    if not supervised:
+        warn_if_unsigned(settings)
     if processes > 1:
         args = _passthrough(queues, burst, mode, max_jobs, url)
         sys.exit(Supervisor(processes, args, _metrics_args(metrics_port, metrics_host)).run())
@@ -89,7 +98,18 @@ def worker_command(
     except QueueError as exc:
         raise click.ClickException(str(exc)) from None
     _install_crash_hook(worker)
-    worker.work(burst=burst, max_jobs=max_jobs)
+    try:
+        worker.work(burst=burst, max_jobs=max_jobs)
+    except redis.exceptions.RedisError as exc:
+        # Refused at start (wrong password, an ACL without a command it needs): one line, no traceback.
+        raise click.ClickException(str(translate(exc, describe(connection)))) from None
+
+
+def warn_if_unsigned(settings: Settings) -> None:
+    """Log the start warning once per worker command (a supervisor's workers do not repeat it)."""
+    warning = signing_warning(settings)
+    if warning:
+        log.warning(warning)
 
 
 def _passthrough(

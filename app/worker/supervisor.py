@@ -31,7 +31,7 @@ class Supervisor:
         self, count: int, worker_args: Sequence[str], slot_args: Callable[[int], list[str]] | None = None
     ) -> None:
         self.count = count
-        self.command = [sys.executable, "-m", "app.worker", "--processes", "1", *worker_args]
+        self.command = [sys.executable, "-m", "app.worker", "--processes", "1", "--supervised", *worker_args]
         # Arguments that differ per slot (its own metrics port), kept across restarts of that slot.
         self.slot_args = slot_args or (lambda slot: [])
         self.children: dict[int, subprocess.Popen[bytes]] = {}

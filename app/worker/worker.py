@@ -134,6 +134,8 @@ class Worker(BaseWorker):
                 self.subscribe()
                 self.set_state("started")
                 break
+            except redis.exceptions.AuthenticationError:
+                raise  # a wrong password does not heal by waiting: the caller says so and exits
             except _REDIS_DOWN as exc:
                 self._redis_down(exc)
         log.info(

@@ -89,7 +89,7 @@ class QueueAdmin:
         known = self._guard.call(lambda: self.connection.smembers(keys.QUEUES_SET))
         names = [text(key).removeprefix("rq:queue:") for key in known]
         ours = self.settings.queue_names
-        others = sorted(n for n in names if n not in ours and keys.QUEUE_NAME_RE.match(n))
+        others = sorted(n for n in names if n not in ours and keys.QUEUE_NAME_RE.fullmatch(n))
         return [*self.settings.queue_names, *others]
 
     def counts(self, queues: Sequence[str] | None = None) -> list[QueueCounts]:

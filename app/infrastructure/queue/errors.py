@@ -129,6 +129,10 @@ class QueueFullError(QueueUnavailableError):
 class QueuePermissionError(QueueUnavailableError):
     """Raised when the Redis user lacks a permission (ACL) or the password is wrong."""
 
+    def __init__(self, url: str, reason: str) -> None:
+        QueueError.__init__(self, f"Redis at {url} refused access: {reason}")
+        self.url = url  # always redacted by the caller
+
 
 # --- reading and steering jobs --------------------------------------------------------------
 

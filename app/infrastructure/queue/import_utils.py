@@ -21,7 +21,7 @@ from app.infrastructure.queue.errors import (
     JobNotCallableError,
 )
 
-_PATH_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+_PATH_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 
 
 def split_path(path: str) -> tuple[str, str]:
@@ -30,7 +30,7 @@ def split_path(path: str) -> tuple[str, str]:
     Raises:
         InvalidJobPathError: `path` is not a dotted name with a module and an attribute.
     """
-    if not isinstance(path, str) or not _PATH_RE.match(path):
+    if not isinstance(path, str) or not _PATH_RE.fullmatch(path):
         raise InvalidJobPathError(str(path), "not a dotted 'package.module.function' path")
     module_name, _, attribute = path.rpartition(".")
     return module_name, attribute

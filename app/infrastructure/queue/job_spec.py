@@ -24,7 +24,7 @@ from app.infrastructure.queue.errors import (
 )
 from app.infrastructure.queue.job_paths import JobRegistry
 from app.infrastructure.queue.keys import check_job_id
-from app.infrastructure.queue.port import JobRequest, RetryPolicy
+from app.infrastructure.queue.port import MAX_SECONDS, JobRequest, RetryPolicy
 from app.infrastructure.queue.serialization import Serializer, find_unserializable_key
 
 MAX_META_BYTES = 16 * 1024
@@ -238,6 +238,8 @@ def _seconds(option: str, value: object, default: int | None) -> int:
         raise InvalidOptionError(option, value, "must be a number of seconds")
     if value <= 0:
         raise InvalidOptionError(option, value, "must be more than 0 seconds")
+    if value > MAX_SECONDS:
+        raise InvalidOptionError(option, value, f"must be at most {MAX_SECONDS} seconds (ten years)")
     return math.ceil(value)
 
 

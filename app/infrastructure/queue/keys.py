@@ -10,8 +10,9 @@ import re
 
 from app.infrastructure.queue.errors import InvalidJobIdError, InvalidQueueNameError
 
-JOB_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-QUEUE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# Used with `fullmatch` only: with `match`, a `$` anchor accepts a trailing newline ("abc\n").
+JOB_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
+QUEUE_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 #: Key prefixes this project writes: rq's, and ours. Nothing is ever written outside them.
 NAMESPACES = ("rq:", "taskq:")
@@ -26,7 +27,7 @@ def check_job_id(job_id: object) -> str:
     Raises:
         InvalidJobIdError: anything else.
     """
-    if not isinstance(job_id, str) or not JOB_ID_RE.match(job_id):
+    if not isinstance(job_id, str) or not JOB_ID_RE.fullmatch(job_id):
         raise InvalidJobIdError(job_id)
     return job_id
 
@@ -37,7 +38,7 @@ def check_queue_name(name: object) -> str:
     Raises:
         InvalidQueueNameError: anything else.
     """
-    if not isinstance(name, str) or not QUEUE_NAME_RE.match(name):
+    if not isinstance(name, str) or not QUEUE_NAME_RE.fullmatch(name):
         raise InvalidQueueNameError(name)
     return name
 

@@ -17,6 +17,10 @@ from typing import Any, Literal, NamedTuple, Protocol
 
 Priority = Literal["high", "default", "low"]
 
+#: The longest timeout or TTL a job may have (ten years). Past this, timers overflow (`signal.alarm`,
+#: `select`): the producer refuses more, and a worker reads more (written by anyone) as unset.
+MAX_SECONDS = 10 * 365 * 24 * 3600
+
 
 class JobStatus(str, Enum):
     """Where a job is in its life. The last four are final."""

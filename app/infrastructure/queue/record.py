@@ -16,7 +16,7 @@ from functools import cached_property
 from typing import Any
 
 from app.infrastructure.queue.errors import PayloadError, SignatureError
-from app.infrastructure.queue.port import JobStatus, Progress
+from app.infrastructure.queue.port import MAX_SECONDS, JobStatus, Progress
 from app.infrastructure.queue.serialization import Serializer, decompress_bounded
 
 _RQ_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -98,7 +98,9 @@ class JobRecord:
 
     @cached_property
     def timeout(self) -> int | None:
-        return _optional_int(self.fields.get(b"timeout"))
+        """Seconds the job may run; None (the worker's default) when unset or out of range."""
+        value = _optional_int(self.fields.get(b"timeout"))
+        return value if value is not None and 0 < value <= MAX_SECONDS else None
 
     @cached_property
     def result_ttl(self) -> int:

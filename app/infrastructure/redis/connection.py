@@ -27,6 +27,9 @@ from app.infrastructure.queue.errors import (
 
 T = TypeVar("T")
 
+#: How Redis 7 words an ACL refusal of a command called from a Lua script (a plain ERR, not NOPERM).
+_ACL_IN_SCRIPT = "The user executing the script can't"
+
 _TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.ReadOnlyError)
 
 
@@ -72,7 +75,7 @@ def translate(exc: redis.exceptions.RedisError, where: str) -> QueueError:
     if isinstance(exc, redis.exceptions.ResponseError):
         if message.startswith("OOM"):
             return QueueFullError(where, f"out of memory, nothing was written: {message}")
-        if message.startswith(("NOPERM", "NOAUTH", "WRONGPASS")):
+        if message.startswith(("NOPERM", "NOAUTH", "WRONGPASS")) or _ACL_IN_SCRIPT in message:
             return QueuePermissionError(where, message)
     return QueueUnavailableError(where, message)
 

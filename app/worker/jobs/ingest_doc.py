@@ -20,7 +20,7 @@ from app.worker.runtime import PermanentError, report_progress, settings
 
 CHUNK_WORDS = 120
 OVERLAP_WORDS = 20
-_DOC_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_DOC_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
 def ingest_doc(doc_id: str) -> dict[str, Any]:
@@ -58,7 +58,7 @@ def ingest_doc(doc_id: str) -> dict[str, Any]:
 
 def find_document(folder: Path, doc_id: str) -> Path:
     """The one file in `folder` named `doc_id` plus an extension."""
-    if not isinstance(doc_id, str) or not _DOC_ID.match(doc_id) or ".." in doc_id:
+    if not isinstance(doc_id, str) or not _DOC_ID.fullmatch(doc_id) or ".." in doc_id:
         raise PermanentError(f"doc_id {doc_id!r} is not a document name (letters, digits, '.', '_', '-')")
     matches = sorted(p for p in folder.glob(f"{glob_escape(doc_id)}.*") if p.is_file() and p.stem == doc_id)
     if not matches:

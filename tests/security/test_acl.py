@@ -1,0 +1,122 @@
+"""The ACLs of SECURITY.md, on a private redis-server: enough for the whole flow, and no more."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import redis
+
+from app.config import Settings
+from app.infrastructure.queue.errors import QueuePermissionError
+from app.infrastructure.queue.port import JobStatus
+from app.infrastructure.queue.rq_queue import RQQueue
+from app.infrastructure.redis.connection import Guard, connect
+from tests.e2e.conftest import TASKQ, cli_env
+from tests.support.private_redis import PrivateRedis
+from tests.support.processes import WorkerProcess
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+ROOT = Path(__file__).resolve().parents[2]
+SIGNING_KEY = b"acl-test-signing-key-0123456789"
+PASSWORDS = {role: f"{role}-Pw-{i}x7q" for i, role in enumerate(("producer", "worker", "operator"))}
+
+
+def documented_acl() -> str:
+    """The ```acl block of SECURITY.md, with a password per user: the test runs what the doc says."""
+    block = re.search(r"```acl\n(.*?)```", (ROOT / "SECURITY.md").read_text(), re.DOTALL)
+    assert block, "SECURITY.md has no ```acl block"
+    text = block.group(1)
+    for role, password in PASSWORDS.items():
+        text = text.replace(f">{role.upper()}-PASSWORD", f">{password}")
+    assert "-PASSWORD" not in text
+    return text
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[PrivateRedis]:
+    with PrivateRedis(acl=documented_acl()) as private:
+        yield private
+
+
+def as_role(settings: Settings, server: PrivateRedis, role: str) -> Settings:
+    url = server.url(role, PASSWORDS[role])
+    return replace(settings, redis_url=url, signing_key=SIGNING_KEY, redis_retry_seconds=0.3)
+
+
+def taskq(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(TASKQ), *args], cwd=ROOT, env=cli_env(settings), capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [
+        lambda c: c.flushall(),
+        lambda c: c.flushdb(),
+        lambda c: c.config_get("requirepass"),
+        lambda c: c.get("rq:job:x"),  # GET is not a command producers need
+        lambda c: c.hgetall("session:42"),  # a command it has, on a key outside rq:* / taskq:*
+        lambda c: c.hset("billing:1", "owner", "me"),
+        lambda c: c.keys("*"),
+        lambda c: c.eval("return redis.call('SET', 'other:key', 1)", 0),
+        lambda c: c.evalsha(c.script_load("return redis.call('HSET', 'other:key', 'f', 1)"), 0),
+        lambda c: c.publish("other-channel", "x"),
+    ],
+    ids=["flushall", "flushdb", "config-get", "get", "foreign-key-read", "foreign-key-write", "keys",
+         "eval", "script-foreign-key", "publish-foreign-channel"],
+)  # fmt: skip
+def test_the_producer_cannot_step_outside_its_keys_and_commands(server, settings, operation):
+    client = connect(as_role(settings, server, "producer"))
+    try:
+        with pytest.raises(QueuePermissionError) as caught:
+            Guard(client, 0.3).call(lambda: operation(client))
+        assert isinstance(caught.value.__cause__, redis.exceptions.NoPermissionError | redis.ResponseError)
+        assert PASSWORDS["producer"] not in str(caught.value)
+    finally:
+        client.close()
+
+
+def test_the_whole_flow_runs_with_the_documented_users(server, settings, tmp_path):
+    producer = as_role(settings, server, "producer")
+    queue = RQQueue(connect(producer), producer)
+    ok = queue.enqueue("add", {"a": 2, "b": 3})
+    failing = queue.enqueue("fail_always", {"message": "expected"})
+    with WorkerProcess(as_role(settings, server, "worker")) as worker:
+        assert queue.wait(ok, timeout=20).result == 5
+        assert queue.wait(failing, timeout=20).status is JobStatus.FAILED
+    operator = as_role(settings, server, "operator")
+    for args in (("status", ok), ("info",), ("failed", "list"), ("failed", "requeue", failing), ("jobs",)):
+        run = taskq(operator, *args)
+        assert run.returncode == 0, (args, run.stderr)
+        assert PASSWORDS["operator"] not in run.stdout + run.stderr
+    assert ok in taskq(operator, "status", ok).stdout
+    for secret in (*PASSWORDS.values(), SIGNING_KEY.decode()):
+        assert secret not in worker.output
+
+
+def test_a_worker_with_the_producer_user_exits_with_one_clear_line(server, settings):
+    worker = WorkerProcess(as_role(settings, server, "producer"), "--burst").start(wait_ready=False)
+    assert worker.wait(timeout=30) == 1
+    lines = worker.output.strip().splitlines()
+    assert "refused access" in lines[-1] and "no permissions" in lines[-1], worker.output
+    assert "Traceback" not in worker.output and PASSWORDS["producer"] not in worker.output
+
+
+def test_a_wrong_password_is_one_line_from_the_cli_and_the_worker_never_the_password(server, settings):
+    wrong = replace(settings, redis_url=server.url("worker", "Wrong-Secret-77"), signing_key=SIGNING_KEY)
+    run = taskq(wrong, "info")
+    assert run.returncode == 1 and run.stdout == ""
+    assert run.stderr.count("\n") == 1 and "refused access" in run.stderr, run.stderr
+    worker = WorkerProcess(wrong, "--burst").start(wait_ready=False)
+    assert worker.wait(timeout=30) == 1
+    assert "refused access" in worker.output and "Traceback" not in worker.output
+    for output in (run.stderr, worker.output):
+        assert "Wrong-Secret-77" not in output and SIGNING_KEY.decode() not in output
+        assert "redis://worker:***@" in output or "redis://worker@" in output

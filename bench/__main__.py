@@ -39,7 +39,8 @@ def run_group(group: dict[str, Callable[[], Result]], round_no: int, out: list[R
         started = time.perf_counter()
         result = contender()
         out.append(result)
-        log(f"  {result.row:14} {name:28} {result.value:12,.2f} {result.unit:7} ({time.perf_counter() - started:.1f} s)")
+        took = time.perf_counter() - started
+        log(f"  {result.row:14} {name:28} {result.value:12,.2f} {result.unit:7} ({took:.1f} s)")
 
 
 def one_round(ctx: Ctx, size: int, round_no: int) -> list[Result]:
@@ -77,7 +78,8 @@ def main() -> int:
     try:
         ctx = Ctx(server, sizes, ctx_logs)
         before = machine(server)
-        log(f"private redis-server {before['redis']} on {server.url}; load {before['load_1_5_15']}; sizes {sizes}")
+        log(f"private redis-server {before['redis']} on {server.url}; load {before['load_1_5_15']}")
+        log(f"sizes {sizes}")
         size = enqueue.payload_size(ctx)
         rounds = []
         for round_no in range(sizes.rounds):
@@ -94,7 +96,8 @@ def main() -> int:
     runtime = time.perf_counter() - started
     text = report.table(lines, target_rows)
     print(text)
-    print(f"\n{sizes.rounds} rounds, medians; {runtime:.0f} s; load before {before['load_1_5_15']}, after {after['load_1_5_15']}")
+    loads = f"load before {before['load_1_5_15']}, after {after['load_1_5_15']}"
+    print(f"\n{sizes.rounds} rounds, medians; {runtime:.0f} s; {loads}")
     document = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "quick": quick(),

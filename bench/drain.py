@@ -88,6 +88,8 @@ def contenders(ctx: Ctx, processes: int) -> dict[str, Callable[[], Result]]:
         "rq SimpleWorker": (s.drain_simple, rq_command(ctx, "rq.worker.SimpleWorker"), fill_rq),
     }
     return {
-        name: (lambda name=name, n=n, cmd=cmd, fill=fill: drain(ctx, name, n * processes, cmd, processes, fill))
+        name: (
+            lambda name=name, n=n, cmd=cmd, fill=fill: drain(ctx, name, n * processes, cmd, processes, fill)
+        )
         for name, (n, cmd, fill) in table.items()
     }

@@ -47,9 +47,7 @@ def _timed_calls(call: Callable[[], object], n: int, per_call: int, row: str, na
         latencies.append(clock() - t0)
     elapsed = clock() - start
     ms = [s * 1000 for s in latencies]
-    return Result(
-        row, name, n * per_call / elapsed, extra={"p50_ms": pct(ms, 50), "p99_ms": pct(ms, 99)}
-    )
+    return Result(row, name, n * per_call / elapsed, extra={"p50_ms": pct(ms, 50), "p99_ms": pct(ms, 99)})
 
 
 def single(ctx: Ctx, size: int) -> dict[str, Callable[[], Result]]:

@@ -22,7 +22,9 @@ from bench.procs import BIN, Procs
 WARMUP = 5
 
 
-def measure(ctx: Ctx, name: str, command: list[str], enqueue: Callable[[str], object], samples: int) -> Result:
+def measure(
+    ctx: Ctx, name: str, command: list[str], enqueue: Callable[[str], object], samples: int
+) -> Result:
     ctx.server.wipe()
     conn = ctx.client()
     procs = Procs(name.replace(" ", "_"), [command], ctx.env(), ctx.logs)
@@ -64,7 +66,9 @@ def contenders(ctx: Ctx) -> dict[str, Callable[[], Result]]:
         def run() -> Result:
             queue = taskq_queue(ctx, ctx.client())
             command = [sys.executable, "-m", "app.worker", "--queues", "default", "--mode", mode]
-            return measure(ctx, f"taskq {mode}", command, lambda key: queue.enqueue("bench_stamp", {"key": key}), n)
+            return measure(
+                ctx, f"taskq {mode}", command, lambda key: queue.enqueue("bench_stamp", {"key": key}), n
+            )
 
         return run
 

@@ -39,11 +39,18 @@ def run(ctx: Ctx) -> Result:
         pid = procs.children[0].pid
         before = rss_kib(pid)
         for start in range(0, ctx.sizes.rss_jobs, 1000):
-            queue.enqueue_many([JobRequest("bench_add", {"a": 1, "b": 2})] * min(1000, ctx.sizes.rss_jobs - start))
+            queue.enqueue_many(
+                [JobRequest("bench_add", {"a": 1, "b": 2})] * min(1000, ctx.sizes.rss_jobs - start)
+            )
         seconds = wait_until(lambda: finished(conn) >= total, timeout=600, procs=procs, poll=0.05)
         after = rss_kib(pid)
     finally:
         procs.stop()
     growth = (after / before - 1) * 100
-    extra = {"before_mib": before / 1024, "after_mib": after / 1024, "jobs": ctx.sizes.rss_jobs, "seconds": seconds}
+    extra = {
+        "before_mib": before / 1024,
+        "after_mib": after / 1024,
+        "jobs": ctx.sizes.rss_jobs,
+        "seconds": seconds,
+    }
     return Result("memory", "taskq inline", growth, unit="% RSS", extra=extra)

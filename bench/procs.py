@@ -69,7 +69,9 @@ class Procs:
         return "\n".join(out)
 
 
-def wait_until(done: Callable[[], bool], timeout: float, procs: Procs | None = None, poll: float = 0.005) -> float:
+def wait_until(
+    done: Callable[[], bool], timeout: float, procs: Procs | None = None, poll: float = 0.005
+) -> float:
     """Seconds until `done()` is true, polled every `poll` s; raises on timeout or if `procs` all died."""
     start = time.perf_counter()
     deadline = start + timeout

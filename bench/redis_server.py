@@ -74,7 +74,7 @@ class PrivateRedis:
         return redis.Redis(port=self.port, socket_timeout=10)
 
     def wipe(self) -> None:
-        """FLUSHDB on the PRIVATE server only (this port is ours, started above): a clean slate per contender."""
+        """FLUSHDB on the PRIVATE server only (ours, started above): a clean slate per contender."""
         assert self.process is not None and self.process.poll() is None
         self.client().flushdb()
 

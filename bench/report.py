@@ -123,7 +123,13 @@ def targets(lines: list[Line]) -> list[dict[str, Any]]:
     """Issue 7's targets, each with the measured figure and met / missed."""
     checks = [
         ("single enqueue >= 2.5x rq Queue.enqueue", "enqueue", "taskq enqueue", "baseline", 2.5),
-        ("single enqueue, signed, >= 2.5x rq Queue.enqueue", "enqueue", "taskq enqueue (signed)", "baseline", 2.5),
+        (
+            "single enqueue, signed, >= 2.5x rq Queue.enqueue",
+            "enqueue",
+            "taskq enqueue (signed)",
+            "baseline",
+            2.5,
+        ),
         ("single enqueue >= fastest peer", "enqueue", "taskq enqueue", "peer", 1.0),
         ("bulk, signed, >= 2x rq enqueue_many", "bulk", "taskq enqueue_many (signed)", "baseline", 2.0),
         ("bulk >= 2x rq enqueue_many", "bulk", "taskq enqueue_many", "baseline", 2.0),
@@ -143,10 +149,26 @@ def targets(lines: list[Line]) -> list[dict[str, Any]]:
     for mode in ("inline", "fork"):
         line = _find(lines, "latency", f"taskq {mode}")
         got = line.value if line else None
-        out.append(_target(f"start latency p50 <= 3 ms ({mode})", got, 3.0, f"{got:.2f} ms" if got else "n/a", higher=False))
+        out.append(
+            _target(
+                f"start latency p50 <= 3 ms ({mode})",
+                got,
+                3.0,
+                f"{got:.2f} ms" if got else "n/a",
+                higher=False,
+            )
+        )
     line = _find(lines, "memory", "taskq inline")
     got = line.value if line else None
-    out.append(_target("worker RSS growth < 10% over the jobs", got, 10.0, f"{got:.1f}%" if got is not None else "n/a", higher=False))
+    out.append(
+        _target(
+            "worker RSS growth < 10% over the jobs",
+            got,
+            10.0,
+            f"{got:.1f}%" if got is not None else "n/a",
+            higher=False,
+        )
+    )
     return out
 
 
@@ -180,12 +202,14 @@ ROW_ORDER = ["enqueue", "bulk", "drain 1p", "drain 2p", "latency", "memory", "pe
 
 def table(lines: list[Line], target_rows: list[dict[str, Any]]) -> str:
     ordered = sorted(lines, key=lambda line: (ROW_ORDER.index(line.row), line.contender))
-    rows = [("row", "contender", "figure (median)", "x baseline", "baseline", "x raw Redis", "x fastest peer")]
+    rows = [
+        ("row", "contender", "figure (median)", "x baseline", "baseline", "x raw Redis", "x fastest peer")
+    ]
     for line in ordered:
         rows.append(
             (
-                line.row, line.contender, _figure(line), _x(line.ratios.get("baseline")), line.baseline or "-",
-                _x(line.ratios.get("floor")), _x(line.ratios.get("peer")),
+                line.row, line.contender, _figure(line), _x(line.ratios.get("baseline")),
+                line.baseline or "-", _x(line.ratios.get("floor")), _x(line.ratios.get("peer")),
             )
         )  # fmt: skip
     out = [_markdown(rows), "", _markdown([("target (issue 7)", "measured", "status")] + [

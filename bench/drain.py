@@ -81,15 +81,18 @@ def drain(
 
 def contenders(ctx: Ctx, processes: int) -> dict[str, Callable[[], Result]]:
     s = ctx.sizes
-    table = {
+    table: dict[str, tuple[int, list[str], Callable[[Ctx, int], None]]] = {
         "taskq fork": (s.drain_fork, taskq_command("fork"), fill_taskq),
         "taskq inline": (s.drain_inline, taskq_command("inline"), fill_taskq),
         "rq Worker": (s.drain_fork_rq, rq_command(ctx, "rq.worker.Worker"), fill_rq),
         "rq SimpleWorker": (s.drain_simple, rq_command(ctx, "rq.worker.SimpleWorker"), fill_rq),
     }
     return {
-        name: (
-            lambda name=name, n=n, cmd=cmd, fill=fill: drain(ctx, name, n * processes, cmd, processes, fill)
-        )
-        for name, (n, cmd, fill) in table.items()
+        name: _bind(ctx, name, n * processes, cmd, processes, fill) for name, (n, cmd, fill) in table.items()
     }
+
+
+def _bind(
+    ctx: Ctx, name: str, n: int, command: list[str], processes: int, fill: Callable[[Ctx, int], None]
+) -> Callable[[], Result]:
+    return lambda: drain(ctx, name, n, command, processes, fill)

@@ -57,7 +57,7 @@ def contenders(ctx: Ctx) -> dict[str, Callable[[], list[Result]]]:
             enq = _timed_calls(lambda: app.add(1, 2), n, 1, "peers enqueue", "huey")
             ctx.server.wipe()  # drop the warm-up calls: exactly n to drain
 
-            def fill(_: Ctx, count: int) -> None:
+            def fill(_ctx: Ctx, count: int) -> None:
                 for _ in range(count):
                     app.add(1, 2)
 
@@ -77,7 +77,7 @@ def contenders(ctx: Ctx) -> dict[str, Callable[[], list[Result]]]:
             ctx.server.wipe()
             enq = _timed_calls(lambda: app.add.send(1, 2), n, 1, "peers enqueue", "dramatiq")
 
-            def fill(_: Ctx, count: int) -> None:
+            def fill(_ctx: Ctx, count: int) -> None:
                 for _ in range(count):
                     app.add.send(1, 2)
 

@@ -35,12 +35,16 @@ def fill_rq(ctx: Ctx, n: int) -> None:
         queue.enqueue_many([Queue.prepare_data(jobs.add, (1, 2)) for _ in range(min(1000, n - start))])
 
 
-def taskq_command(mode: str) -> list[str]:
-    return [sys.executable, "-m", "app.worker", "--queues", "default", "--burst", "--mode", mode]
+def taskq_commands(mode: str, processes: int) -> list[list[str]]:
+    """One `python -m app.worker --processes N`: its supervisor runs the N workers, as in production."""
+    worker = [sys.executable, "-m", "app.worker", "--queues", "default", "--burst", "--mode", mode]
+    return [[*worker, "--processes", str(processes)]]
 
 
-def rq_command(ctx: Ctx, worker_class: str) -> list[str]:
-    return [str(BIN / "rq"), "worker", "--burst", "--url", ctx.url, "-w", worker_class, "default"]
+def rq_commands(ctx: Ctx, worker_class: str, processes: int) -> list[list[str]]:
+    """N `rq worker --burst` processes side by side (rq's usual way to run several)."""
+    worker = [str(BIN / "rq"), "worker", "--burst", "--url", ctx.url, "-w", worker_class, "default"]
+    return [worker] * processes
 
 
 def finished(conn: redis.Redis) -> int:
@@ -51,24 +55,27 @@ def drain(
     ctx: Ctx,
     name: str,
     n: int,
-    command: list[str],
+    commands: list[list[str]],
     processes: int,
     fill: Callable[[Ctx, int], None],
     count: Callable[[redis.Redis], int] = finished,
+    burst: bool = True,
 ) -> Result:
-    """Fill the queue, start `processes` copies of `command`, time until `count()` reaches `n`.
+    """Fill the queue, start `commands` (`processes` workers in all), time until `count()` reaches `n`.
 
     Also records `startup_s`, the time to the first finished job, and `steady_jobs_s`, the rate
-    after it: start-up weighs differently on each system, so the table shows both.
+    after it: start-up weighs differently on each system, so the table shows both. Without
+    `burst` (huey, dramatiq have none) the workers are stopped as soon as the count is reached.
     """
     ctx.server.wipe()
     fill(ctx, n)
     conn = ctx.client()
-    procs = Procs(name.replace(" ", "_"), [command] * processes, ctx.env(), ctx.logs)
+    procs = Procs(name.replace(" ", "_"), commands, ctx.env(), ctx.logs)
     try:
         first = wait_until(lambda: count(conn) >= 1, timeout=120, procs=procs, poll=0.002)
         elapsed = first + wait_until(lambda: count(conn) >= n, timeout=300, procs=procs, poll=0.01)
-        procs.wait_exit(5)  # burst workers exit on their own once the queue is empty
+        if burst:
+            procs.wait_exit(5)  # burst workers exit on their own once the queue is empty
     finally:
         procs.stop()
     failed = conn.zcard(FAILED)
@@ -81,18 +88,17 @@ def drain(
 
 def contenders(ctx: Ctx, processes: int) -> dict[str, Callable[[], Result]]:
     s = ctx.sizes
-    table: dict[str, tuple[int, list[str], Callable[[Ctx, int], None]]] = {
-        "taskq fork": (s.drain_fork, taskq_command("fork"), fill_taskq),
-        "taskq inline": (s.drain_inline, taskq_command("inline"), fill_taskq),
-        "rq Worker": (s.drain_fork_rq, rq_command(ctx, "rq.worker.Worker"), fill_rq),
-        "rq SimpleWorker": (s.drain_simple, rq_command(ctx, "rq.worker.SimpleWorker"), fill_rq),
+    p = processes
+    table: dict[str, tuple[int, list[list[str]], Callable[[Ctx, int], None]]] = {
+        "taskq fork": (s.drain_fork, taskq_commands("fork", p), fill_taskq),
+        "taskq inline": (s.drain_inline, taskq_commands("inline", p), fill_taskq),
+        "rq Worker": (s.drain_fork_rq, rq_commands(ctx, "rq.worker.Worker", p), fill_rq),
+        "rq SimpleWorker": (s.drain_simple, rq_commands(ctx, "rq.worker.SimpleWorker", p), fill_rq),
     }
-    return {
-        name: _bind(ctx, name, n * processes, cmd, processes, fill) for name, (n, cmd, fill) in table.items()
-    }
+    return {name: _bind(ctx, name, n * p, cmds, p, fill) for name, (n, cmds, fill) in table.items()}
 
 
 def _bind(
-    ctx: Ctx, name: str, n: int, command: list[str], processes: int, fill: Callable[[Ctx, int], None]
+    ctx: Ctx, name: str, n: int, commands: list[list[str]], processes: int, fill: Callable[[Ctx, int], None]
 ) -> Callable[[], Result]:
-    return lambda: drain(ctx, name, n, command, processes, fill)
+    return lambda: drain(ctx, name, n, commands, processes, fill)

@@ -64,7 +64,7 @@ def contenders(ctx: Ctx) -> dict[str, Callable[[], list[Result]]]:
             def done(conn: redis.Redis) -> int:
                 return int(conn.hlen(HUEY_RESULTS))
 
-            run = drain.drain(ctx, "huey", n, HUEY_COMMAND, 1, fill, done)
+            run = drain.drain(ctx, "huey", n, [HUEY_COMMAND], 1, fill, done, burst=False)
             run.row = "peers drain"
             return [enq, run]
 
@@ -84,7 +84,7 @@ def contenders(ctx: Ctx) -> dict[str, Callable[[], list[Result]]]:
             def done(conn: redis.Redis) -> int:
                 return n - int(conn.hlen(DRAMATIQ_MSGS))
 
-            run = drain.drain(ctx, "dramatiq", n, DRAMATIQ_COMMAND, 1, fill, done)
+            run = drain.drain(ctx, "dramatiq", n, [DRAMATIQ_COMMAND], 1, fill, done, burst=False)
             run.row = "peers drain"
             return [enq, run]
 

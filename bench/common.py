@@ -28,12 +28,12 @@ class Sizes:
     drain_fork_rq: int = 300  # row 3: rq's fork Worker, ~20-45 jobs/s
     drain_fork: int = 1500  # taskq fork mode
     drain_simple: int = 1500  # rq SimpleWorker
-    drain_inline: int = 4000  # taskq inline mode
+    drain_inline: int = 6000  # taskq inline mode
     latency: int = 200  # row 4: samples per contender
     latency_slow: int = 60  # dramatiq: ~80 ms each
     latency_gap: float = 0.005  # seconds between samples
     rss_jobs: int = 100_000  # row 5
-    peer: int = 3000  # row 6: jobs enqueued one by one, then drained
+    peer: int = 5000  # row 6: jobs enqueued one by one, then drained
 
     @classmethod
     def from_env(cls) -> Sizes:

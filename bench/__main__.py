@@ -43,19 +43,20 @@ def run_group(group: dict[str, Callable[[], Result]], round_no: int, out: list[R
         log(f"  {result.row:14} {name:28} {result.value:12,.2f} {result.unit:7} ({took:.1f} s)")
 
 
+def run_turns(results: list[Result], out: list[Result]) -> None:
+    for result in results:
+        out.append(result)
+        log(f"  {result.row:14} {result.contender:28} {result.value:12,.2f} {result.unit:7} (in turns)")
+
+
 def one_round(ctx: Ctx, size: int, round_no: int) -> list[Result]:
     results: list[Result] = []
-    run_group(enqueue.single(ctx, size), round_no, results)
-    run_group(enqueue.bulk(ctx, size), round_no, results)
+    run_turns(enqueue.single(ctx, size, peers.enqueue_callers(ctx)), results)
+    run_turns(enqueue.bulk(ctx, size), results)
     run_group(drain.contenders(ctx, 1), round_no, results)
     run_group(drain.contenders(ctx, 2), round_no, results)
+    run_group(peers.drain_contenders(ctx), round_no, results)
     run_group({**latency.contenders(ctx), **peers.latency_contenders(ctx)}, round_no, results)
-    for name, contender in rotated(list(peers.contenders(ctx).items()), round_no):
-        started = time.perf_counter()
-        for result in contender():
-            results.append(result)
-            log(f"  {result.row:14} {name:28} {result.value:12,.2f} {result.unit:7}")
-        log(f"  ({name}: {time.perf_counter() - started:.1f} s)")
     return results
 
 

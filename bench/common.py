@@ -22,8 +22,8 @@ class Sizes:
     """Job counts per contender. `BENCH_QUICK=1` divides them by ~10 for a smoke test."""
 
     rounds: int = 3
-    single: int = 3000  # row 1: calls per contender
-    bulk: int = 15000  # row 2: jobs per contender, in batches of `batch`
+    single: int = 10_000  # row 1: calls per contender, in 20 turns
+    bulk: int = 50_000  # row 2: jobs per contender, in batches of `batch`, in 20 turns
     batch: int = 500
     drain_fork_rq: int = 300  # row 3: rq's fork Worker, ~20-45 jobs/s
     drain_fork: int = 1500  # taskq fork mode
@@ -40,7 +40,7 @@ class Sizes:
         sizes = cls()
         if quick():
             sizes = cls(
-                rounds=1, single=300, bulk=1500, drain_fork_rq=30, drain_fork=150, drain_simple=150,
+                rounds=1, single=1000, bulk=10_000, drain_fork_rq=30, drain_fork=150, drain_simple=150,
                 drain_inline=400, latency=20, latency_slow=6, rss_jobs=10_000, peer=300,
             )  # fmt: skip
         rss = os.environ.get("BENCH_RSS_JOBS")

@@ -1,12 +1,15 @@
-"""Rows 1 and 2: enqueue one by one, and in batches, against rq and a raw RPUSH of the same size.
+"""Rows 1 and 2: enqueue one by one, and in batches, against rq, the peers and raw `RPUSH`.
 
-Nothing runs the jobs here; the private server is emptied before each contender.
+Within a round the contenders take turns in small slices (A B C D, B C D A, ...) so a noisy
+second on this shared machine lands on all of them, not on whichever ran then. Nothing runs the
+jobs here; the private server is emptied before each row.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import redis
 from rq import Queue
@@ -18,7 +21,17 @@ from bench import jobs
 from bench.common import Ctx, Result, pct
 
 SIGNING_KEY = "bench-signing-key-0123456789abcdef"
-WARMUP = 50
+SLICES = 20
+
+
+@dataclass
+class Caller:
+    """One contender of an enqueue row: `call()` enqueues `per_call` jobs."""
+
+    row: str
+    name: str
+    call: Callable[[], object]
+    per_call: int = 1
 
 
 def taskq_queue(ctx: Ctx, conn: redis.Redis, signed: bool = False) -> RQQueue:
@@ -35,88 +48,75 @@ def payload_size(ctx: Ctx) -> int:
     return len(conn.hget(f"rq:job:{job_id}", "data") or b"")
 
 
-def _timed_calls(call: Callable[[], object], n: int, per_call: int, row: str, name: str) -> Result:
-    for _ in range(WARMUP if per_call == 1 else 2):
-        call()
-    latencies = []
+def interleaved(ctx: Ctx, callers: list[Caller], calls: int, warmup: int) -> list[Result]:
+    """`calls` calls of each caller, in SLICES turns; jobs/s and per-call p50/p99 (ms) for each."""
+    ctx.server.wipe()
+    for caller in callers:
+        for _ in range(warmup):
+            caller.call()
+    latencies: dict[str, list[float]] = {c.name: [] for c in callers}
+    elapsed = dict.fromkeys(latencies, 0.0)
+    per_slice = max(1, calls // SLICES)
     clock = time.perf_counter
-    start = clock()
-    for _ in range(n):
-        t0 = clock()
-        call()
-        latencies.append(clock() - t0)
-    elapsed = clock() - start
-    ms = [s * 1000 for s in latencies]
-    return Result(row, name, n * per_call / elapsed, extra={"p50_ms": pct(ms, 50), "p99_ms": pct(ms, 99)})
+    for turn in range(SLICES):
+        shift = turn % len(callers)
+        for caller in callers[shift:] + callers[:shift]:
+            call, samples = caller.call, latencies[caller.name]
+            start = clock()
+            for _ in range(per_slice):
+                t0 = clock()
+                call()
+                samples.append(clock() - t0)
+            elapsed[caller.name] += clock() - start
+    results = []
+    for caller in callers:
+        ms = [s * 1000 for s in latencies[caller.name]]
+        rate = len(ms) * caller.per_call / elapsed[caller.name]
+        results.append(
+            Result(caller.row, caller.name, rate, extra={"p50_ms": pct(ms, 50), "p99_ms": pct(ms, 99)})
+        )
+    return results
 
 
-def single(ctx: Ctx, size: int) -> dict[str, Callable[[], Result]]:
-    """Row 1 contenders: each returns jobs/s and the p50/p99 of one call."""
-    n = ctx.sizes.single
+def single(ctx: Ctx, size: int, peers: list[Caller]) -> list[Result]:
+    """Row 1 (and the peers' one-by-one enqueue, which takes its turns alongside)."""
     payload = b"x" * size
-
-    def taskq(signed: bool) -> Callable[[], Result]:
-        def run() -> Result:
-            queue = taskq_queue(ctx, ctx.client(), signed)
-            params = {"a": 1, "b": 2}
-            name = "taskq enqueue" + (" (signed)" if signed else "")
-            return _timed_calls(lambda: queue.enqueue("bench_add", params), n, 1, "enqueue", name)
-
-        return run
-
-    def rq() -> Result:
-        queue = Queue("default", connection=ctx.client())
-        return _timed_calls(lambda: queue.enqueue(jobs.add, 1, 2), n, 1, "enqueue", "rq Queue.enqueue")
-
-    def rpush() -> Result:
-        conn = ctx.client()
-        return _timed_calls(lambda: conn.rpush("bench:raw", payload), n, 1, "enqueue", "redis RPUSH")
-
-    return {
-        "taskq enqueue": taskq(False),
-        "taskq enqueue (signed)": taskq(True),
-        "rq Queue.enqueue": rq,
-        "redis RPUSH": rpush,
-    }
+    params = {"a": 1, "b": 2}
+    plain, signed = taskq_queue(ctx, ctx.client()), taskq_queue(ctx, ctx.client(), signed=True)
+    rq_queue = Queue("default", connection=ctx.client())
+    conn = ctx.client()
+    callers = [
+        Caller("enqueue", "taskq enqueue", lambda: plain.enqueue("bench_add", params)),
+        Caller("enqueue", "taskq enqueue (signed)", lambda: signed.enqueue("bench_add", params)),
+        Caller("enqueue", "rq Queue.enqueue", lambda: rq_queue.enqueue(jobs.add, 1, 2)),
+        Caller("enqueue", "redis RPUSH", lambda: conn.rpush("bench:raw", payload)),
+        *peers,
+    ]
+    return interleaved(ctx, callers, ctx.sizes.single, warmup=50)
 
 
-def bulk(ctx: Ctx, size: int) -> dict[str, Callable[[], Result]]:
-    """Row 2 contenders: batches of `ctx.sizes.batch`; p50/p99 are per batch."""
+def bulk(ctx: Ctx, size: int) -> list[Result]:
+    """Row 2: batches of `ctx.sizes.batch`; p50/p99 are per batch."""
     batch = ctx.sizes.batch
-    batches = max(1, ctx.sizes.bulk // batch)
     payload = b"x" * size
+    requests = [JobRequest("bench_add", {"a": 1, "b": 2})] * batch
+    plain, signed = taskq_queue(ctx, ctx.client()), taskq_queue(ctx, ctx.client(), signed=True)
+    rq_queue = Queue("default", connection=ctx.client())
+    conn = ctx.client()
 
-    def taskq(signed: bool) -> Callable[[], Result]:
-        def run() -> Result:
-            queue = taskq_queue(ctx, ctx.client(), signed)
-            requests = [JobRequest("bench_add", {"a": 1, "b": 2})] * batch
-            name = "taskq enqueue_many" + (" (signed)" if signed else "")
-            return _timed_calls(lambda: queue.enqueue_many(requests), batches, batch, "bulk", name)
+    def rq() -> object:
+        return rq_queue.enqueue_many([Queue.prepare_data(jobs.add, (1, 2)) for _ in range(batch)])
 
-        return run
+    def rpush() -> object:
+        pipe = conn.pipeline(transaction=False)
+        for _ in range(batch):
+            pipe.rpush("bench:raw", payload)
+        return pipe.execute()
 
-    def rq() -> Result:
-        queue = Queue("default", connection=ctx.client())
-
-        def call() -> object:
-            return queue.enqueue_many([Queue.prepare_data(jobs.add, (1, 2)) for _ in range(batch)])
-
-        return _timed_calls(call, batches, batch, "bulk", "rq enqueue_many")
-
-    def rpush() -> Result:
-        conn = ctx.client()
-
-        def call() -> object:
-            pipe = conn.pipeline(transaction=False)
-            for _ in range(batch):
-                pipe.rpush("bench:raw", payload)
-            return pipe.execute()
-
-        return _timed_calls(call, batches, batch, "bulk", "pipelined RPUSH")
-
-    return {
-        "taskq enqueue_many": taskq(False),
-        "taskq enqueue_many (signed)": taskq(True),
-        "rq enqueue_many": rq,
-        "pipelined RPUSH": rpush,
-    }
+    callers = [
+        Caller("bulk", "taskq enqueue_many", lambda: plain.enqueue_many(requests), batch),
+        Caller("bulk", "taskq enqueue_many (signed)", lambda: signed.enqueue_many(requests), batch),
+        Caller("bulk", "rq enqueue_many", rq, batch),
+        Caller("bulk", "pipelined RPUSH", rpush, batch),
+    ]
+    return interleaved(ctx, callers, max(SLICES, ctx.sizes.bulk // batch), warmup=2)

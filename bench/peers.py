@@ -1,7 +1,7 @@
 """Row 6: huey (RedisHuey) and dramatiq (RedisBroker) on the same trivial job and private Redis.
 
-Each enqueues `add(1, 2)` one by one (timed like row 1), then one worker process with its
-defaults drains them (timed like row 3, from start to the last job done). Their latency with an
+Each enqueues `add(1, 2)` one by one (in turns with row 1's contenders), and one worker process
+with its defaults drains such jobs (timed like row 3, from start to the last job done). Their latency with an
 idle worker joins row 4. They are the `bench` extra: without it these rows say "not installed".
 """
 
@@ -15,7 +15,7 @@ import redis
 
 from bench import drain, latency
 from bench.common import Ctx, Result
-from bench.enqueue import _timed_calls
+from bench.enqueue import Caller
 from bench.procs import BIN
 
 HUEY_RESULTS = "huey.results.bench"  # huey stores each non-None return value in this hash
@@ -44,18 +44,26 @@ HUEY_COMMAND = [str(BIN / "huey_consumer"), "bench.huey_app.huey"]
 DRAMATIQ_COMMAND = [str(BIN / "dramatiq"), "bench.dramatiq_app", "--processes", "1"]
 
 
-def contenders(ctx: Ctx) -> dict[str, Callable[[], list[Result]]]:
-    """Each runs enqueue then drain, and returns both results."""
-    n = ctx.sizes.peer
-    out: dict[str, Callable[[], list[Result]]] = {}
+def enqueue_callers(ctx: Ctx) -> list[Caller]:
+    """The peers' one-by-one enqueue, timed in turns with row 1 (`enqueue.single`)."""
+    callers = []
+    if installed("huey"):
+        huey = _huey(ctx)
+        callers.append(Caller("peers enqueue", "huey", lambda: huey.add(1, 2)))
+    if installed("dramatiq"):
+        dramatiq = _dramatiq(ctx)
+        callers.append(Caller("peers enqueue", "dramatiq", lambda: dramatiq.add.send(1, 2)))
+    return callers
 
+
+def drain_contenders(ctx: Ctx) -> dict[str, Callable[[], Result]]:
+    """One worker process each, defaults kept, on `peer` jobs enqueued one by one beforehand."""
+    n = ctx.sizes.peer
+    out: dict[str, Callable[[], Result]] = {}
     if installed("huey"):
 
-        def huey() -> list[Result]:
+        def huey() -> Result:
             app = _huey(ctx)
-            ctx.server.wipe()
-            enq = _timed_calls(lambda: app.add(1, 2), n, 1, "peers enqueue", "huey")
-            ctx.server.wipe()  # drop the warm-up calls: exactly n to drain
 
             def fill(_ctx: Ctx, count: int) -> None:
                 for _ in range(count):
@@ -66,16 +74,13 @@ def contenders(ctx: Ctx) -> dict[str, Callable[[], list[Result]]]:
 
             run = drain.drain(ctx, "huey", n, [HUEY_COMMAND], 1, fill, done, burst=False)
             run.row = "peers drain"
-            return [enq, run]
+            return run
 
         out["huey"] = huey
+    if installed("dramatiq"):
 
-    if installed("dramatiq") and installed("redis"):
-
-        def dramatiq() -> list[Result]:
+        def dramatiq() -> Result:
             app = _dramatiq(ctx)
-            ctx.server.wipe()
-            enq = _timed_calls(lambda: app.add.send(1, 2), n, 1, "peers enqueue", "dramatiq")
 
             def fill(_ctx: Ctx, count: int) -> None:
                 for _ in range(count):
@@ -86,7 +91,7 @@ def contenders(ctx: Ctx) -> dict[str, Callable[[], list[Result]]]:
 
             run = drain.drain(ctx, "dramatiq", n, [DRAMATIQ_COMMAND], 1, fill, done, burst=False)
             run.row = "peers drain"
-            return [enq, run]
+            return run
 
         out["dramatiq"] = dramatiq
     return out

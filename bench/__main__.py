@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -70,7 +71,12 @@ def machine(server: PrivateRedis) -> dict[str, Any]:
     }
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # so the `finally` blocks stop the workers, then the server
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     started = time.perf_counter()
     sizes = Sizes.from_env()
     RESULTS.mkdir(exist_ok=True)

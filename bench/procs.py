@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from app.infrastructure.process import die_with_parent
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
@@ -35,6 +37,7 @@ class Procs:
                         stdout=log,
                         stderr=subprocess.STDOUT,
                         start_new_session=True,  # its own group: a master's children can be reached
+                        preexec_fn=_term_with_parent,  # if the harness is killed, so are its workers
                     )
                 )
 
@@ -67,6 +70,10 @@ class Procs:
         for path in sorted(self.logs.glob(f"{self.name}-*.log")):
             out += path.read_text(errors="replace").splitlines()[-lines:]
         return "\n".join(out)
+
+
+def _term_with_parent() -> None:
+    die_with_parent(signal.SIGTERM)
 
 
 def wait_until(

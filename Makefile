@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
+BENCH_STAMP := $(VENV)/.installed-bench
 
 .PHONY: demo test lint typecheck unit integration chaos bench clean install browser-test
 
@@ -14,6 +15,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The bench's peers (huey, dramatiq) are the `bench` extra: installed only for `make bench`.
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
 ## The main flow: a worker, ingest_doc for every shipped document, a table of results.
 demo: $(STAMP)
 	$(BIN)/python -m app.demo
@@ -23,8 +29,8 @@ test: lint typecheck
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check app tests chaos
-	$(BIN)/ruff format --check app tests chaos
+	$(BIN)/ruff check app tests chaos bench
+	$(BIN)/ruff format --check app tests chaos bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -45,6 +51,11 @@ browser-test: $(STAMP)
 	@test -x /usr/bin/chromium || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 	$(BIN)/python -m pytest tests/e2e/test_dashboard.py -rs
+
+## Issue 7: taskq vs rq, huey, dramatiq and raw Redis on a private redis-server; prints one table,
+## writes bench/results/latest.json. Under 10 minutes; BENCH_QUICK=1 for a ~30 s smoke run.
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache data/ingested

@@ -2,8 +2,10 @@
 
 Each worker is a fresh `python -m app.worker --processes 1 ...` process. SIGTERM/SIGINT are
 passed on (first: finish current jobs; second: stop now). A worker that keeps dying at once is
-restarted with a growing pause instead of in a tight loop. If the supervisor itself is killed,
-its workers get SIGTERM from the kernel (Linux) and finish their current job.
+restarted with a growing pause instead of in a tight loop. With `--burst`, a worker that exits 0
+has drained the queues and is not restarted: the supervisor ends when all of them have. If the
+supervisor itself is killed, its workers get SIGTERM from the kernel (Linux) and finish their
+current job.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Supervisor:
         self.pause = [0.0] * count
         self.stopping = False
         self.restarts = 0
+        self.burst = "--burst" in worker_args
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._forward)
@@ -52,7 +55,9 @@ class Supervisor:
                 if code is None:
                     continue
                 del self.children[slot]
-                if not self.stopping:
+                if self.burst and code == 0:
+                    log.info("worker process done slot=%d (burst: queues empty)", slot)
+                elif not self.stopping:
                     self._restart(slot, code)
         log.info("supervisor stopped; %d worker restarts", self.restarts)
         return 0

@@ -34,6 +34,17 @@ def test_the_supervisor_restarts_a_killed_worker(settings, r):
         assert queue.wait(queue.enqueue("add", {"a": 1, "b": 1}), timeout=10).result == 2
 
 
+def test_burst_with_several_processes_ends_once_the_queues_are_empty(settings, r):
+    queue = RQQueue(r, settings)
+    job_ids = [queue.enqueue("add", {"a": i, "b": 1}) for i in range(20)]
+    worker = WorkerProcess(settings, "--processes", "2", "--burst").start(wait_ready=False)
+    try:
+        assert worker.wait(timeout=30) == 0
+    finally:
+        worker.stop()
+    assert [queue.get(job_id).result for job_id in job_ids] == [i + 1 for i in range(20)]
+
+
 def test_the_job_of_a_killed_worker_is_taken_back_and_finished(settings, r):
     queue = RQQueue(r, settings)
     job_id = queue.enqueue("sleep", {"seconds": 2}, retry=2)

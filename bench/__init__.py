@@ -1,0 +1,1 @@
+"""`make bench` / `python -m bench`: taskq side by side with rq, huey, dramatiq and raw Redis (issue 7)."""

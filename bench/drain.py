@@ -1,0 +1,104 @@
+"""Row 3: N queued `add(a, b)` jobs drained by a burst worker, 1 or 2 processes.
+
+jobs/s = N / (seconds from starting the worker processes to all N in rq's finished registry);
+interpreter start-up is inside that time for every contender alike. Jobs are enqueued by each
+system's own bulk producer before the clock starts.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import redis
+from rq import Queue
+
+from app.infrastructure.queue.port import JobRequest
+from bench import jobs
+from bench.common import Ctx, Result
+from bench.enqueue import taskq_queue
+from bench.procs import BIN, Procs, wait_until
+
+FINISHED = "rq:finished:default"
+FAILED = "rq:failed:default"
+
+
+def fill_taskq(ctx: Ctx, n: int) -> None:
+    queue = taskq_queue(ctx, ctx.client())
+    for start in range(0, n, 1000):
+        queue.enqueue_many([JobRequest("bench_add", {"a": 1, "b": 2})] * min(1000, n - start))
+
+
+def fill_rq(ctx: Ctx, n: int) -> None:
+    queue = Queue("default", connection=ctx.client())
+    for start in range(0, n, 1000):
+        queue.enqueue_many([Queue.prepare_data(jobs.add, (1, 2)) for _ in range(min(1000, n - start))])
+
+
+def taskq_commands(mode: str, processes: int) -> list[list[str]]:
+    """One `python -m app.worker --processes N`: its supervisor runs the N workers, as in production."""
+    worker = [sys.executable, "-m", "app.worker", "--queues", "default", "--burst", "--mode", mode]
+    return [[*worker, "--processes", str(processes)]]
+
+
+def rq_commands(ctx: Ctx, worker_class: str, processes: int) -> list[list[str]]:
+    """N `rq worker --burst` processes side by side (rq's usual way to run several)."""
+    worker = [str(BIN / "rq"), "worker", "--burst", "--url", ctx.url, "-w", worker_class, "default"]
+    return [worker] * processes
+
+
+def finished(conn: redis.Redis) -> int:
+    return int(conn.zcard(FINISHED))
+
+
+def drain(
+    ctx: Ctx,
+    name: str,
+    n: int,
+    commands: list[list[str]],
+    processes: int,
+    fill: Callable[[Ctx, int], None],
+    count: Callable[[redis.Redis], int] = finished,
+    burst: bool = True,
+) -> Result:
+    """Fill the queue, start `commands` (`processes` workers in all), time until `count()` reaches `n`.
+
+    Also records `startup_s`, the time to the first finished job, and `steady_jobs_s`, the rate
+    after it: start-up weighs differently on each system, so the table shows both. Without
+    `burst` (huey, dramatiq have none) the workers are stopped as soon as the count is reached.
+    """
+    ctx.server.wipe()
+    fill(ctx, n)
+    conn = ctx.client()
+    procs = Procs(name.replace(" ", "_"), commands, ctx.env(), ctx.logs)
+    try:
+        first = wait_until(lambda: count(conn) >= 1, timeout=120, procs=procs, poll=0.002)
+        elapsed = first + wait_until(lambda: count(conn) >= n, timeout=300, procs=procs, poll=0.01)
+        if burst:
+            procs.wait_exit(5)  # burst workers exit on their own once the queue is empty
+    finally:
+        procs.stop()
+    failed = conn.zcard(FAILED)
+    if failed:
+        raise RuntimeError(f"{name}: {failed} jobs failed\n{procs.tail()}")
+    steady = (n - 1) / (elapsed - first) if elapsed > first else 0.0
+    extra = {"jobs": n, "seconds": elapsed, "startup_s": first, "steady_jobs_s": steady}
+    return Result(f"drain {processes}p", name, n / elapsed, extra=extra)
+
+
+def contenders(ctx: Ctx, processes: int) -> dict[str, Callable[[], Result]]:
+    s = ctx.sizes
+    p = processes
+    table: dict[str, tuple[int, list[list[str]], Callable[[Ctx, int], None]]] = {
+        "taskq fork": (s.drain_fork, taskq_commands("fork", p), fill_taskq),
+        "taskq inline": (s.drain_inline, taskq_commands("inline", p), fill_taskq),
+        "rq Worker": (s.drain_fork_rq, rq_commands(ctx, "rq.worker.Worker", p), fill_rq),
+        "rq SimpleWorker": (s.drain_simple, rq_commands(ctx, "rq.worker.SimpleWorker", p), fill_rq),
+    }
+    return {name: _bind(ctx, name, n * p, cmds, p, fill) for name, (n, cmds, fill) in table.items()}
+
+
+def _bind(
+    ctx: Ctx, name: str, n: int, commands: list[list[str]], processes: int, fill: Callable[[Ctx, int], None]
+) -> Callable[[], Result]:
+    return lambda: drain(ctx, name, n, commands, processes, fill)

@@ -1,0 +1,226 @@
+"""Medians over rounds, ratios against each row's baseline in the same round, targets, table, JSON.
+
+Every ratio is "times better than the baseline": ours / baseline for jobs/s, baseline / ours for
+latency in ms, so > 1 always means ahead. Ratios are the median of the per-round ratios: each
+round runs every contender once, so a noisy minute hits a contender and its baseline alike.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.common import Result, median
+
+#: (row, contender) -> the (row, contender) it is compared with; None: it is the baseline.
+BASELINES: dict[str, str] = {
+    "taskq enqueue": "rq Queue.enqueue",
+    "taskq enqueue (signed)": "rq Queue.enqueue",
+    "redis RPUSH": "rq Queue.enqueue",
+    "taskq enqueue_many": "rq enqueue_many",
+    "taskq enqueue_many (signed)": "rq enqueue_many",
+    "pipelined RPUSH": "rq enqueue_many",
+    "taskq fork": "rq Worker",
+    "taskq inline": "rq SimpleWorker",
+}
+#: Rows whose figure is a time (lower is better).
+LOWER_IS_BETTER = {"latency"}
+#: The raw Redis floor each row is compared with, where there is one.
+FLOOR = {
+    "enqueue": ("enqueue", "redis RPUSH"),
+    "bulk": ("bulk", "pipelined RPUSH"),
+    "peers enqueue": ("enqueue", "redis RPUSH"),
+}
+#: Where "the fastest peer" is found for each row: (row of the peers, better = max or min).
+PEER_ROW = {"enqueue": "peers enqueue", "drain 1p": "peers drain", "latency": "latency"}
+PEERS = ("huey", "dramatiq")
+
+
+def baseline_of(row: str, contender: str) -> tuple[str, str] | None:
+    if row == "peers enqueue":
+        return ("enqueue", "rq Queue.enqueue")
+    if row == "peers drain":
+        return ("drain 1p", "rq SimpleWorker")
+    if row == "latency":
+        if contender == "taskq fork":
+            return (row, "rq Worker")
+        return None if contender.startswith("rq ") else (row, "rq SimpleWorker")
+    if row == "memory":
+        return None
+    name = BASELINES.get(contender)
+    return (row, name) if name else None
+
+
+@dataclass
+class Line:
+    row: str
+    contender: str
+    unit: str
+    value: float
+    extra: dict[str, float]
+    ratios: dict[str, float] = field(default_factory=dict)  # "baseline", "floor", "peer" -> median ratio
+    baseline: str = ""
+
+
+def _ratio(row: str, ours: float, base: float) -> float:
+    if not ours or not base:
+        return float("nan")
+    return base / ours if row in LOWER_IS_BETTER else ours / base
+
+
+def _fastest_peer(index: dict[tuple[str, str], float], row: str) -> float | None:
+    peer_row = PEER_ROW.get(row)
+    if peer_row is None:
+        return None
+    values = [index[(peer_row, p)] for p in PEERS if (peer_row, p) in index]
+    if not values:
+        return None
+    return min(values) if row in LOWER_IS_BETTER else max(values)
+
+
+def aggregate(rounds: list[list[Result]], once: list[Result]) -> list[Line]:
+    values: dict[tuple[str, str], list[float]] = defaultdict(list)
+    extras: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    ratios: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    units: dict[tuple[str, str], str] = {}
+    for results in [*rounds, once]:
+        index = {(r.row, r.contender): r.value for r in results}
+        for r in results:
+            key = (r.row, r.contender)
+            units[key] = r.unit
+            values[key].append(r.value)
+            for name, v in r.extra.items():
+                extras[key][name].append(v)
+            base = baseline_of(r.row, r.contender)
+            if base and base in index:
+                ratios[key]["baseline"].append(_ratio(r.row, r.value, index[base]))
+            floor = FLOOR.get(r.row)
+            if floor and floor in index and floor != key:
+                ratios[key]["floor"].append(_ratio(r.row, r.value, index[floor]))
+            peer = _fastest_peer(index, r.row)
+            if peer and r.contender.startswith("taskq"):
+                ratios[key]["peer"].append(_ratio(r.row, r.value, peer))
+    lines = []
+    for key, vals in values.items():
+        base = baseline_of(*key)
+        lines.append(
+            Line(
+                key[0], key[1], units[key], median(vals),
+                {name: median(v) for name, v in extras[key].items()},
+                {name: median(v) for name, v in ratios[key].items()},
+                base[1] if base else "",
+            )
+        )  # fmt: skip
+    return lines
+
+
+def _find(lines: list[Line], row: str, contender: str) -> Line | None:
+    return next((line for line in lines if line.row == row and line.contender == contender), None)
+
+
+def targets(lines: list[Line]) -> list[dict[str, Any]]:
+    """Issue 7's targets, each with the measured figure and met / missed."""
+    checks = [
+        ("single enqueue >= 2.5x rq Queue.enqueue", "enqueue", "taskq enqueue", "baseline", 2.5),
+        (
+            "single enqueue, signed, >= 2.5x rq Queue.enqueue",
+            "enqueue",
+            "taskq enqueue (signed)",
+            "baseline",
+            2.5,
+        ),
+        ("single enqueue >= fastest peer", "enqueue", "taskq enqueue", "peer", 1.0),
+        ("bulk, signed, >= 2x rq enqueue_many", "bulk", "taskq enqueue_many (signed)", "baseline", 2.0),
+        ("bulk >= 2x rq enqueue_many", "bulk", "taskq enqueue_many", "baseline", 2.0),
+        ("drain fork (1p) >= 4x rq Worker", "drain 1p", "taskq fork", "baseline", 4.0),
+        ("drain fork (2p) >= 4x rq Worker", "drain 2p", "taskq fork", "baseline", 4.0),
+        ("drain inline (1p) >= 2x SimpleWorker", "drain 1p", "taskq inline", "baseline", 2.0),
+        ("drain inline (2p) >= 2x SimpleWorker", "drain 2p", "taskq inline", "baseline", 2.0),
+        ("drain inline (1p) >= fastest peer", "drain 1p", "taskq inline", "peer", 1.0),
+        ("start latency p50 <= fastest peer (inline)", "latency", "taskq inline", "peer", 1.0),
+        ("start latency p50 <= fastest peer (fork)", "latency", "taskq fork", "peer", 1.0),
+    ]
+    out: list[dict[str, Any]] = []
+    for name, row, contender, kind, need in checks:
+        line = _find(lines, row, contender)
+        got = line.ratios.get(kind) if line else None
+        out.append(_target(name, got, need, f"{got:.2f}x" if got is not None else "n/a", higher=True))
+    for mode in ("inline", "fork"):
+        line = _find(lines, "latency", f"taskq {mode}")
+        got = line.value if line else None
+        out.append(
+            _target(
+                f"start latency p50 <= 3 ms ({mode})",
+                got,
+                3.0,
+                f"{got:.2f} ms" if got else "n/a",
+                higher=False,
+            )
+        )
+    line = _find(lines, "memory", "taskq inline")
+    got = line.value if line else None
+    out.append(
+        _target(
+            "worker RSS growth < 10% over the jobs",
+            got,
+            10.0,
+            f"{got:.1f}%" if got is not None else "n/a",
+            higher=False,
+        )
+    )
+    return out
+
+
+def _target(name: str, got: float | None, need: float, shown: str, higher: bool) -> dict[str, Any]:
+    if got is None or got != got:  # missing or NaN
+        status = "not measured"
+    else:
+        status = "met" if (got >= need if higher else got <= need) else "missed"
+    return {"target": name, "measured": shown, "status": status}
+
+
+def _figure(line: Line) -> str:
+    if line.unit == "ms":
+        return f"p50 {line.extra['p50_ms']:.2f} ms, p99 {line.extra['p99_ms']:.2f} ms"
+    if line.unit == "% RSS":
+        return f"{line.extra['before_mib']:.1f} -> {line.extra['after_mib']:.1f} MiB ({line.value:+.1f}%)"
+    text = f"{line.value:,.0f} jobs/s"
+    if "p50_ms" in line.extra:
+        text += f" (call p50 {line.extra['p50_ms']:.3f} / p99 {line.extra['p99_ms']:.3f} ms)"
+    if "startup_s" in line.extra:
+        text += f" (start {line.extra['startup_s']:.2f} s, then {line.extra['steady_jobs_s']:,.0f}/s)"
+    return text
+
+
+def _x(value: float | None) -> str:
+    return "-" if value is None or value != value else f"{value:.2f}x"
+
+
+ROW_ORDER = ["enqueue", "bulk", "drain 1p", "drain 2p", "latency", "memory", "peers enqueue", "peers drain"]
+
+
+def table(lines: list[Line], target_rows: list[dict[str, Any]]) -> str:
+    ordered = sorted(lines, key=lambda line: (ROW_ORDER.index(line.row), line.contender))
+    rows = [
+        ("row", "contender", "figure (median)", "x baseline", "baseline", "x raw Redis", "x fastest peer")
+    ]
+    for line in ordered:
+        rows.append(
+            (
+                line.row, line.contender, _figure(line), _x(line.ratios.get("baseline")),
+                line.baseline or "-", _x(line.ratios.get("floor")), _x(line.ratios.get("peer")),
+            )
+        )  # fmt: skip
+    out = [_markdown(rows), "", _markdown([("target (issue 7)", "measured", "status")] + [
+        (t["target"], t["measured"], t["status"]) for t in target_rows
+    ])]  # fmt: skip
+    return "\n".join(out)
+
+
+def _markdown(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)

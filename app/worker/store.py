@@ -17,6 +17,7 @@ import redis
 
 from app.infrastructure.queue import keys, scripts
 from app.infrastructure.queue.record import JobRecord, encode_error, rq_time, text
+from app.infrastructure.redis.script import FastScript
 from app.worker.execution import Claim
 
 #: Due scheduled jobs are promoted at most this often while the worker is busy (and on every
@@ -67,9 +68,9 @@ class WorkerStore:
         self.connection = connection
         self.key, self.name, self.queues = key, name, list(queues)
         self.heartbeat_ttl, self.worker_ttl = heartbeat_ttl, worker_ttl
-        self._dequeue = connection.register_script(scripts.source("dequeue"))
-        self._finish = connection.register_script(scripts.source("finish"))
-        self._fail = connection.register_script(scripts.source("fail"))
+        self._dequeue = FastScript(connection, scripts.source("dequeue"))
+        self._finish = FastScript(connection, scripts.source("finish"))
+        self._fail = FastScript(connection, scripts.source("fail"))
         self._promoted = 0.0
         self.counts = {"successful_job_count": 0, "failed_job_count": 0}
         self.worked = 0.0

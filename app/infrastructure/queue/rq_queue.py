@@ -40,6 +40,7 @@ from app.infrastructure.queue.record import (
 )
 from app.infrastructure.queue.serialization import make_serializer
 from app.infrastructure.redis.connection import Guard
+from app.infrastructure.redis.script import FastScript
 
 _WAIT_SLICE_MS = 500
 
@@ -65,8 +66,8 @@ class RQQueue:
         self.connection = redis_conn
         self._guard = Guard(redis_conn, self.settings.redis_retry_seconds)
         self._builder = JobSpecBuilder(self.settings, self.registry, self.serializer)
-        self._enqueue = redis_conn.register_script(scripts.source("enqueue"))
-        self._enqueue_one = redis_conn.register_script(scripts.source("enqueue_one"))
+        self._enqueue = FastScript(redis_conn, scripts.source("enqueue"))
+        self._enqueue_one = FastScript(redis_conn, scripts.source("enqueue_one"))
         self._registered: set[str] = set()  # queues this producer already added to rq:queues
         self._cancel = redis_conn.register_script(scripts.source("cancel"))
 

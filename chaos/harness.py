@@ -130,10 +130,12 @@ class Fleet:
 
 
 def children(pid: int) -> list[int]:
+    """Every descendant of `pid` (its forker and the work horses under it), deepest first."""
     try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        direct = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
         return []
+    return [grandchild for child in direct for grandchild in children(child)] + direct
 
 
 class Run:

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import signal
+from typing import Any
 
 _PR_SET_PDEATHSIG = 1
+
+
+@functools.cache
+def _prctl() -> Any:
+    """libc's prctl, loaded once: a work horse calls it first thing, on the path of every job."""
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
 
 
 def die_with_parent(signum: int = signal.SIGKILL) -> None:
@@ -14,5 +25,7 @@ def die_with_parent(signum: int = signal.SIGKILL) -> None:
 
     Call it in a child right after fork (or as `preexec_fn`), so nothing outlives its owner unseen.
     """
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signum)
+    prctl = _prctl()
+    if prctl is not None:
+        with contextlib.suppress(OSError):
+            prctl(_PR_SET_PDEATHSIG, signum)

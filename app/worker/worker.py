@@ -8,6 +8,7 @@ Signals only set flags, so a SIGTERM can never land between two halves of a stat
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -91,8 +92,7 @@ class Worker(BaseWorker):
         self._lost: list[str] = []  # execution ids of claims whose reply was lost
         self._redis_down_since: float | None = None
         self._idle = False
-        self._exiting: list[int] = []  # work horses that delivered their outcome and are exiting
-        self._spare: horse.Spare | None = None  # the next job's work horse, forked ahead
+        self._forker: horse.Forker | None = None  # fork mode: forks the work horses, ahead of need
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -102,7 +102,8 @@ class Worker(BaseWorker):
         self._bootstrap()
         if self.mode == "fork":
             gc.freeze()  # what is loaded now is shared with every work horse, never collected by them
-            self._spare = horse.spawn(self.runner)
+            self._forker = horse.Forker(self.runner)  # before any thread starts: no lock is inherited
+            self._forker.ask()
         beat = threading.Thread(target=self._beat_loop, name="taskq-heartbeat", daemon=True)
         beat.start()
         done = 0
@@ -119,11 +120,9 @@ class Worker(BaseWorker):
         finally:
             self._stop.set()
             beat.join(timeout=2)
-            if self._spare is not None:
-                horse.dismiss(self._spare)
-                self._exiting.append(self._spare.pid)
             self._teardown()
-            horse.reap(self._exiting, block=True)
+            if self._forker is not None:
+                self._forker.close()
         log.info("worker stopped name=%s jobs=%d", self.name, done)
         return done > 0
 
@@ -219,22 +218,26 @@ class Worker(BaseWorker):
             self._stopped_job_id = None  # a stop is for this run only
 
     def _run_forked(self, claim: Claim) -> Outcome:
-        self._exiting = horse.reap(self._exiting)
-        spare, self._spare = self._spare or horse.spawn(self.runner), None
+        forker = self._working_forker()
+        forker.forget()
+        try:
+            spare = forker.spare()
+        except horse.ForkerGoneError:
+            forker = self._working_forker(restart=True)
+            spare = forker.spare()
         child = horse.hand(spare, claim)
         self._horse_pid = child.pid
         # A stop that came after the claim but before the pid was known found nothing to kill.
         if self._stopped_job_id == claim.job_id:
             horse.kill_group(child.pid)
         if not self._stop.is_set():
-            self._spare = horse.spawn(self.runner)  # forks while this job runs on the other core
+            with contextlib.suppress(horse.ForkerGoneError):  # seen, and a new one started, next job
+                forker.ask()  # the next horse forks while this job runs on the other core
         try:
             timeout = (claim.record.timeout or self.settings.job_timeout) + KILL_GRACE
-            outcome, ended, reaped = horse.watch(child, claim, timeout)
+            outcome, ended = horse.watch(child, claim, timeout, forker)
         finally:
             self._horse_pid = 0
-        if not reaped:
-            self._exiting.append(child.pid)
         if outcome is not None:
             return outcome
         if self._stopped_job_id == claim.job_id:
@@ -242,6 +245,16 @@ class Worker(BaseWorker):
         if self._cold:
             return Outcome("requeue", error="Worker shut down cold; job put back")
         return Outcome.failure(f"WorkHorseTerminated: {ended}", retryable=True)
+
+    def _working_forker(self, restart: bool = False) -> horse.Forker:
+        """The forker; a new one if it is gone (killed, say, by the OOM killer)."""
+        if self._forker is None or restart:
+            if self._forker is not None:
+                log.warning("the work-horse forker is gone; starting a new one")
+                with contextlib.suppress(Exception):
+                    self._forker.close(timeout=1.0)
+            self._forker = horse.Forker(self.runner)
+        return self._forker
 
     def _run_inline(self, claim: Claim) -> Outcome:
         self._in_job = True

@@ -75,6 +75,11 @@ def ledger(path: str, token: str) -> str:
     return token
 
 
+def die(signum: int) -> None:
+    """Kills its own process with `signum`, like a segfault or the OOM killer would."""
+    os.kill(os.getpid(), signum)
+
+
 TEST_JOBS = (
     ("add", f"{__name__}.add"),
     ("echo", f"{__name__}.echo"),
@@ -87,4 +92,5 @@ TEST_JOBS = (
     ("progress", f"{__name__}.progress"),
     ("whoami", f"{__name__}.whoami"),
     ("ledger", f"{__name__}.ledger"),
+    ("die", f"{__name__}.die"),
 )

@@ -1,0 +1,80 @@
+"""Fork mode's processes: the forker that forks the work horses, and how a horse's death is told.
+
+Real worker processes on the test Redis; every pid here is one the test's worker started.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import redis
+
+from app.infrastructure.queue.port import JobStatus
+from app.infrastructure.queue.rq_queue import RQQueue
+from tests.support.processes import WorkerProcess, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def descendants(pid: int) -> list[int]:
+    direct = children(pid)
+    return direct + [grandchild for child in direct for grandchild in descendants(child)]
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def worker_pid(r: redis.Redis) -> int:
+    (key,) = r.smembers("rq:workers")
+    return int(r.hget(key, "pid"))
+
+
+def test_a_horse_killed_by_a_signal_fails_its_job_saying_so_and_the_worker_goes_on(settings, r):
+    queue = RQQueue(r, settings)
+    doomed = queue.enqueue("die", {"signum": int(signal.SIGKILL)}, retry=0)
+    after = queue.enqueue("add", {"a": 1, "b": 2})
+    with WorkerProcess(settings, "--mode", "fork"):
+        view = queue.wait(doomed, timeout=15)
+        assert queue.wait(after, timeout=15).result == 3
+    assert view.status is JobStatus.FAILED
+    assert "terminated unexpectedly by signal 9" in view.error
+
+
+def test_a_killed_forker_is_replaced_and_jobs_go_on(settings, r):
+    queue = RQQueue(r, settings)
+    with WorkerProcess(settings, "--mode", "fork") as worker:
+        assert queue.wait(queue.enqueue("add", {"a": 1, "b": 1}), timeout=15).result == 2
+        (forker,) = children(worker_pid(r))
+        os.kill(forker, signal.SIGKILL)
+        wait_until(lambda: not alive(forker), what="the forker to die")
+        assert queue.wait(queue.enqueue("add", {"a": 2, "b": 2}), timeout=15).result == 4
+        (replacement,) = wait_until(lambda: children(worker_pid(r)), what="a new forker")
+        assert replacement != forker
+    assert "forker is gone; starting a new one" in worker.output
+
+
+def test_no_horse_outlives_a_killed_worker(settings, r):
+    queue = RQQueue(r, settings)
+    job_id = queue.enqueue("sleep", {"seconds": 30}, retry=0)
+    with WorkerProcess(settings, "--mode", "fork") as worker:
+        wait_until(lambda: queue.get(job_id).status is JobStatus.STARTED, what="the job to start")
+        tree = descendants(worker_pid(r))
+        assert len(tree) >= 2  # the forker, the horse (and maybe the next spare)
+        worker.signal(signal.SIGKILL)
+        worker.wait()
+    wait_until(lambda: not any(alive(pid) for pid in tree), timeout=10, what="every descendant to die")

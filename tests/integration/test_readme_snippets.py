@@ -47,3 +47,19 @@ def test_worker_readme_job_example_runs(environment):
     for code in snippets("app/worker/README.md"):
         exec(compile(code, "worker-README", "exec"), namespace)
     assert namespace["resize_image"]("img-1") == {"image_id": "img-1", "passes": 3}
+
+
+def test_redis_readme_snippets_run_in_order(environment, r):
+    found = snippets("app/infrastructure/redis/README.md")
+    assert len(found) == 2
+    namespace: dict = {}
+    for code in found:
+        exec(compile(code, "redis-README", "exec"), namespace)
+    assert namespace["counter"].script.sha
+
+
+def test_jobs_readme_snippet_runs(environment):
+    (code,) = snippets("app/worker/jobs/README.md")
+    namespace: dict = {}
+    exec(compile(code, "jobs-README", "exec"), namespace)
+    assert namespace["summary"]["words"] > 0

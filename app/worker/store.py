@@ -102,6 +102,30 @@ class WorkerStore:
         reply = self._dequeue(keys=[self.key], args=self.claim_args(now, execution_id))
         return ClaimReply(reply, execution_id, now)
 
+    def wait_and_claim(
+        self, wake_keys: Sequence[str], timeout: float, execution_id: str
+    ) -> ClaimReply | None:
+        """Block on the wake-up lists for up to `timeout` s, and claim in the same round trip.
+
+        Both go in one pipeline: Redis holds the claim behind the blocking pop and runs it the
+        moment the pop returns, so a job enqueued to an idle worker costs no extra round trip to
+        claim. The claim then reads the server's clock (the client's would be up to `timeout`
+        old). None if the server has forgotten the claim script (the next `claim()` loads it).
+        Raises redis errors, as `claim` does.
+        """
+        args = self.claim_args(time.time(), execution_id)
+        args[0] = args[1] = ""
+        with self.connection.pipeline(transaction=False) as pipe:
+            pipe.blpop(list(wake_keys), timeout=timeout)
+            pipe.execute_command("EVALSHA", self._dequeue.script.sha, 1, self.key, *args)
+            popped, reply = pipe.execute(raise_on_error=False)
+        if isinstance(reply, redis.exceptions.NoScriptError):
+            return None
+        for result in (reply, popped):
+            if isinstance(result, Exception):
+                raise result
+        return ClaimReply(reply, execution_id, time.time())
+
     def finish(self, claim: Claim, return_blob: str, next_execution_id: str | None) -> ClaimReply | None:
         """Record a success; with `next_execution_id`, claim the next job in the same call."""
         now = time.time()

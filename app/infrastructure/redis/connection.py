@@ -27,8 +27,9 @@ from app.infrastructure.queue.errors import (
 
 T = TypeVar("T")
 
-#: How Redis 7 words an ACL refusal of a command called from a Lua script (a plain ERR, not NOPERM).
-_ACL_IN_SCRIPT = "The user executing the script can't"
+#: How an ACL refusal of a command called from a Lua script is worded (a plain ERR, not NOPERM):
+#: Redis 7, then Valkey (the embedded server when redis-server is not installed).
+_ACL_IN_SCRIPT = ("The user executing the script can't", "ACL failure in script")
 
 _TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.ReadOnlyError)
 
@@ -75,7 +76,9 @@ def translate(exc: redis.exceptions.RedisError, where: str) -> QueueError:
     if isinstance(exc, redis.exceptions.ResponseError):
         if message.startswith("OOM"):
             return QueueFullError(where, f"out of memory, nothing was written: {message}")
-        if message.startswith(("NOPERM", "NOAUTH", "WRONGPASS")) or _ACL_IN_SCRIPT in message:
+        if message.startswith(("NOPERM", "NOAUTH", "WRONGPASS")) or any(
+            wording in message for wording in _ACL_IN_SCRIPT
+        ):
             return QueuePermissionError(where, message)
     return QueueUnavailableError(where, message)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import redis
 
-from app.infrastructure.process import die_with_parent
+from app.infrastructure.process import die_with_parent, stop_process
 from app.infrastructure.redis.embedded import server_binary
 
 
@@ -68,12 +68,7 @@ class PrivateRedis:
             self.process.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.process)
 
     def remove(self) -> None:
         self.stop()

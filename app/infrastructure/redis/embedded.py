@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from app.infrastructure.process import die_with_parent
+from app.infrastructure.process import die_with_parent, stop_process
 
 STARTUP_SECONDS = 10.0
 
@@ -103,13 +103,7 @@ class EmbeddedRedis:
 
     def stop(self) -> None:
         """Stop the server (by its pid) and remove its folder."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        stop_process(self.process, grace=5)
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def __enter__(self) -> EmbeddedRedis:

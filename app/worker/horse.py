@@ -91,6 +91,7 @@ class Forker:
             ForkerGoneError: the forker died (its spares died with it): start a new one.
         """
         self._drain()
+        self.statuses.clear()  # of horses whose outcome was taken: nobody will ask for them
         if self.gone:
             raise ForkerGoneError("the forker process exited")
         if not self.asked and not self.spares:
@@ -115,11 +116,6 @@ class Forker:
             except ForkerGoneError:
                 return None
         return self.statuses.pop(pid)
-
-    def forget(self) -> None:
-        """Drop the exit statuses nobody will ask for (the horses that delivered an outcome)."""
-        self._drain()
-        self.statuses.clear()
 
     def close(self, timeout: float = 10.0) -> None:
         """Dismiss the spares; the forker waits for its children, then exits. Bounded."""

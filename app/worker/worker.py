@@ -239,7 +239,6 @@ class Worker(BaseWorker):
 
     def _run_forked(self, claim: Claim) -> Outcome:
         forker = self._working_forker()
-        forker.forget()
         try:
             spare = forker.spare()
         except horse.ForkerGoneError:

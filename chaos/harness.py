@@ -106,7 +106,7 @@ class Fleet:
     def kill(self, index: int) -> None:
         """SIGKILL a worker and its work horses, like an OOM kill or a lost host."""
         process = self.processes[index]
-        for child in children(process.pid):
+        for child in descendants(process.pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):
@@ -129,13 +129,17 @@ class Fleet:
                 process.wait(timeout=10)
 
 
-def children(pid: int) -> list[int]:
-    """Every descendant of `pid` (its forker and the work horses under it), deepest first."""
+def direct_children(pid: int) -> list[int]:
     try:
-        direct = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
         return []
-    return [grandchild for child in direct for grandchild in children(child)] + direct
+
+
+def descendants(pid: int) -> list[int]:
+    """Every descendant of `pid` (its forker and the work horses under it), deepest first."""
+    direct = direct_children(pid)
+    return [grandchild for child in direct for grandchild in descendants(child)] + direct
 
 
 class Run:

@@ -14,21 +14,10 @@ import redis
 
 from app.infrastructure.queue.port import JobStatus
 from app.infrastructure.queue.rq_queue import RQQueue
+from chaos.harness import descendants, direct_children
 from tests.support.processes import WorkerProcess, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-def children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-
-
-def descendants(pid: int) -> list[int]:
-    direct = children(pid)
-    return direct + [grandchild for child in direct for grandchild in descendants(child)]
 
 
 def alive(pid: int) -> bool:
@@ -59,11 +48,11 @@ def test_a_killed_forker_is_replaced_and_jobs_go_on(settings, r):
     queue = RQQueue(r, settings)
     with WorkerProcess(settings, "--mode", "fork") as worker:
         assert queue.wait(queue.enqueue("add", {"a": 1, "b": 1}), timeout=15).result == 2
-        (forker,) = children(worker_pid(r))
+        (forker,) = direct_children(worker_pid(r))
         os.kill(forker, signal.SIGKILL)
         wait_until(lambda: not alive(forker), what="the forker to die")
         assert queue.wait(queue.enqueue("add", {"a": 2, "b": 2}), timeout=15).result == 4
-        (replacement,) = wait_until(lambda: children(worker_pid(r)), what="a new forker")
+        (replacement,) = wait_until(lambda: direct_children(worker_pid(r)), what="a new forker")
         assert replacement != forker
     assert "forker is gone; starting a new one" in worker.output
 

@@ -13,10 +13,20 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from app.infrastructure.queue.errors import ConfigError
+from app.infrastructure.queue.errors import QueueError
 from app.infrastructure.queue.keys import QUEUE_NAME_RE
 
 T = TypeVar("T")
+
+
+class ConfigError(QueueError):
+    """Raised when a setting (an environment variable) holds a value we cannot use."""
+
+    def __init__(self, variable: str, value: str, reason: str) -> None:
+        self.variable = variable
+        self.value = value
+        super().__init__(f"{variable}={value!r}: {reason}")
+
 
 PRIORITIES = ("high", "default", "low")
 _SECRET_FIELDS = frozenset({"signing_key", "old_signing_keys"})

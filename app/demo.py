@@ -14,12 +14,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import redis
-
-from app.config import Settings, redact_url
+from app.bootstrap import bootstrap, default_settings
+from app.config import redact_url
 from app.infrastructure.queue.job_paths import INGEST_DOC_JOB
-from app.infrastructure.queue.port import JobView
-from app.infrastructure.queue.rq_queue import RQQueue
+from app.infrastructure.queue.port import JobQueue, JobStatus, JobView
 from app.infrastructure.redis.embedded import EmbeddedRedis
 
 DEMO_TIMEOUT = 60.0
@@ -30,7 +28,7 @@ def document_ids(folder: Path) -> list[str]:
 
 
 def main() -> int:
-    settings = Settings.from_env()
+    settings = default_settings()
     with contextlib.ExitStack() as stack:
         url = os.environ.get("REDIS_URL")
         if not url:
@@ -44,8 +42,7 @@ def main() -> int:
         stack.callback(_stop, worker)
         print(f"started a worker process (pid {worker.pid})")
 
-        redis_conn = redis.Redis.from_url(url)
-        queue = RQQueue(redis_conn, replace(settings, redis_url=url))
+        queue = bootstrap(replace(settings, redis_url=url)).queue
         jobs = {}
         for doc_id in document_ids(settings.documents_dir):
             job_id = queue.enqueue(job_name=INGEST_DOC_JOB, params={"doc_id": doc_id})
@@ -54,10 +51,10 @@ def main() -> int:
         views = _follow(queue, jobs)
         print()
         print(_table(views))
-        return 0 if all(v.status.value == "finished" for v in views.values()) else 1
+        return 0 if all(v.status is JobStatus.FINISHED for v in views.values()) else 1
 
 
-def _follow(queue: RQQueue, jobs: dict[str, str]) -> dict[str, JobView]:
+def _follow(queue: JobQueue, jobs: dict[str, str]) -> dict[str, JobView]:
     """Print each job's progress as it changes, until every job is final (bounded)."""
     shown: dict[str, str] = {}
     deadline = time.monotonic() + DEMO_TIMEOUT

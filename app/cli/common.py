@@ -21,12 +21,12 @@ import click
 import redis
 from rich.console import Console
 
+from app.bootstrap import Services, default_settings
 from app.config import Settings
 from app.infrastructure.queue.admin import QueueAdmin
 from app.infrastructure.queue.errors import QueueError
 from app.infrastructure.queue.job_paths import JobRegistry
 from app.infrastructure.queue.rq_queue import RQQueue
-from app.infrastructure.redis.connection import connect
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -55,31 +55,37 @@ class Session:
     def settings(self) -> Settings:
         if self._settings is None:
             try:
-                settings = Settings.from_env()
+                settings = default_settings()
             except QueueError as exc:
                 raise CliError(str(exc)) from None
             self._settings = replace(settings, redis_url=self.url) if self.url else settings
         return self._settings
 
     @cached_property
+    def services(self) -> Services:
+        return Services(self.settings)
+
+    @cached_property
     def connection(self) -> redis.Redis:
         try:
-            return connect(self.settings)
+            return self.services.connection
         except QueueError as exc:
             raise CliError(str(exc)) from None
 
     @cached_property
     def queue(self) -> RQQueue:
-        return RQQueue(self.connection, self.settings, self.registry)
+        self.connection  # noqa: B018 - a bad URL is a CliError here, before the queue is built
+        return self.services.queue
 
     @cached_property
     def admin(self) -> QueueAdmin:
-        return QueueAdmin(self.connection, self.settings)
+        self.connection  # noqa: B018 - as `queue`
+        return self.services.admin
 
     @cached_property
     def registry(self) -> JobRegistry:
         try:
-            return JobRegistry(extra=self.settings.extra_jobs)
+            return self.services.registry
         except QueueError as exc:
             raise CliError(str(exc)) from None
 

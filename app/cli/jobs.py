@@ -24,7 +24,7 @@ from app.cli.common import (
 from app.cli.watch import follow
 from app.infrastructure.queue.errors import JobImportError, WaitTimeoutError
 from app.infrastructure.queue.import_utils import import_callable
-from app.infrastructure.queue.port import JobView
+from app.infrastructure.queue.port import JobStatus, JobView
 
 
 @click.command()
@@ -145,7 +145,7 @@ def _show(view: JobView, as_json: bool) -> None:
         print_json(to_jsonable(view))
     else:
         console().print(render.job_table(view))
-    if view.status.value == "finished":
+    if view.status is JobStatus.FINISHED:
         exit_with(EXIT_OK)
     exit_with(EXIT_JOB_DID_NOT_FINISH if view.is_final else EXIT_JOB_NOT_DONE)
 

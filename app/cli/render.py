@@ -12,7 +12,7 @@ from rich import box
 from rich.table import Table
 
 from app.infrastructure.queue.admin import STATES, FailedJob, QueueCounts, WorkerInfo
-from app.infrastructure.queue.port import JobView
+from app.infrastructure.queue.port import JobStatus, JobView
 
 _short = reprlib.Repr()
 _short.maxstring = 80
@@ -76,7 +76,7 @@ def job_table(view: JobView) -> Table:
     if view.progress:
         p = view.progress
         rows.append(("progress", f"{p.done}/{p.total} {p.message}".rstrip()))
-    if view.status.value == "finished":
+    if view.status is JobStatus.FINISHED:
         rows.append(("result", show_value(view.result)))
     elif view.error:
         rows.append(("error", view.error))

@@ -21,7 +21,7 @@ from rich.progress import (
 )
 
 from app.infrastructure.queue.errors import WaitTimeoutError
-from app.infrastructure.queue.port import JobView
+from app.infrastructure.queue.port import JobStatus, JobView
 from app.infrastructure.queue.rq_queue import RQQueue
 
 POLL = 0.1
@@ -70,10 +70,10 @@ def _label(view: JobView) -> str:
 def _update(bar: Progress, task: TaskID, view: JobView) -> None:
     progress = view.progress
     if progress is not None:
-        done = progress.total if view.status.value == "finished" else progress.done
+        done = progress.total if view.status is JobStatus.FINISHED else progress.done
         bar.update(task, total=progress.total, completed=done, message=progress.message)
     elif view.is_final:
-        bar.update(task, total=1, completed=1 if view.status.value == "finished" else 0)
+        bar.update(task, total=1, completed=1 if view.status is JobStatus.FINISHED else 0)
     bar.update(task, description=_label(view))
     if view.is_final:
         bar.stop_task(task)

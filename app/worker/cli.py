@@ -1,4 +1,4 @@
-"""`python -m app.worker` (and `taskq worker`): the composition root of a worker process."""
+"""`python -m app.worker` (and `taskq worker`): a worker process, built by `app.bootstrap`."""
 
 from __future__ import annotations
 
@@ -10,14 +10,11 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import click
-import redis
 
 from app import logs
+from app.bootstrap import Services, bootstrap, default_settings
 from app.config import Settings
-from app.infrastructure.queue.admin import QueueAdmin
 from app.infrastructure.queue.errors import QueueError
-from app.infrastructure.queue.job_paths import JobRegistry
-from app.infrastructure.redis.connection import connect, describe, translate
 from app.infrastructure.redis.locality import signing_warning
 from app.worker.events import WorkerEvents
 from app.worker.preflight import resolve_jobs
@@ -71,7 +68,7 @@ def worker_command(
 ) -> None:
     """Run background jobs from the queues until SIGTERM (which finishes the current job first)."""
     try:
-        settings = Settings.from_env()
+        settings = default_settings()
         if url:
             settings = replace(settings, redis_url=url)
     except QueueError as exc:
@@ -82,27 +79,22 @@ def worker_command(
     if processes > 1:
         args = _passthrough(queues, burst, mode, max_jobs, url)
         sys.exit(Supervisor(processes, args, _metrics_args(metrics_port, metrics_host)).run())
-    queue_names = [q.strip() for q in queues.split(",")] if queues else list(settings.queue_names)
-    registry = JobRegistry(extra=settings.extra_jobs)
-    functions, problems = resolve_jobs(registry)
+    queue_names = [q.strip() for q in queues.split(",")] if queues else None
+    services = bootstrap(settings)
+    functions, problems = resolve_jobs(services.registry)
     if problems:
         for line in problems:
             click.echo(f"worker: broken job path: {line}", err=True)
         sys.exit(2)
     try:
-        connection = connect(settings)
         events = _metrics(metrics_port, metrics_host, settings)
-        worker = Worker(
-            connection, settings, registry, functions, queue_names, name=name, mode=mode, events=events
-        )
+        worker = services.worker(functions, queue_names, name=name, mode=mode, events=events)
+        _install_crash_hook(worker)
+        # Refused (a wrong password, an ACL without a command it needs; with --burst, Redis down
+        # too long): one line, no traceback.
+        worker.work(burst=burst, max_jobs=max_jobs)
     except QueueError as exc:
         raise click.ClickException(str(exc)) from None
-    _install_crash_hook(worker)
-    try:
-        worker.work(burst=burst, max_jobs=max_jobs)
-    except redis.exceptions.RedisError as exc:
-        # Refused at start (wrong password, an ACL without a command it needs): one line, no traceback.
-        raise click.ClickException(str(translate(exc, describe(connection)))) from None
 
 
 def warn_if_unsigned(settings: Settings) -> None:
@@ -132,7 +124,7 @@ def _metrics(port: int | None, host: str, settings: Settings) -> list[WorkerEven
         return []
     from app.worker import metrics  # only now: a worker without metrics never imports the client
 
-    admin = QueueAdmin(connect(settings), settings)  # its own client: scrapes come from another thread
+    admin = Services(settings).admin  # its own client: scrapes come from another thread
     try:
         return [metrics.serve(port, host, admin)]
     except OSError as exc:

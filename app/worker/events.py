@@ -7,15 +7,28 @@ The loop calls every observer it was given; an observer must be quick and must n
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Protocol
 
+from app.infrastructure.queue.schema import Ending
+
 if TYPE_CHECKING:
-    from app.worker.execution import Claim, Outcome
+    from app.infrastructure.queue.store import Claim
+    from app.worker.execution import Outcome
 
 log = logging.getLogger("taskq.worker")
 
-#: The kinds of `job_ended`: how the attempt was recorded.
-ENDINGS = ("finished", "failed", "retried", "stopped", "requeued")
+#: The words of `job_ended` (logs, metrics' `outcome` label), by how the attempt was recorded.
+ENDINGS: Mapping[Ending, str] = MappingProxyType(
+    {
+        Ending.FINISHED: "finished",
+        Ending.FAILED: "failed",
+        Ending.RETRY: "retried",
+        Ending.STOPPED: "stopped",
+        Ending.REQUEUE: "requeued",
+    }
+)
 
 
 class WorkerEvents(Protocol):
@@ -25,7 +38,7 @@ class WorkerEvents(Protocol):
         """A job was claimed and is about to run."""
 
     def job_ended(self, claim: Claim, ending: str, outcome: Outcome, duration: float) -> None:
-        """An attempt was recorded; `ending` is one of `ENDINGS`."""
+        """An attempt was recorded; `ending` is one of the words of `ENDINGS`."""
 
     def jobs_reaped(self, queue: str, requeued: list[str], failed: list[str]) -> None:
         """The reaper took back the jobs of dead workers."""
@@ -74,16 +87,11 @@ class LogEvents(NoEvents):
                 )
 
 
-def job_name(claim: Claim) -> str:
-    """The claimed job's import path, as its description starts with it (nothing is unpickled)."""
-    return claim.record.description.partition("(")[0]
-
-
 def _fields(event: str, claim: Claim) -> dict[str, object]:
     return {
         "event": event,
         "job_id": claim.job_id,
-        "job_name": job_name(claim),
+        "job_name": claim.record.job_name,
         "queue": claim.queue,
         "attempt": claim.attempt,
     }

@@ -1,9 +1,10 @@
-"""Running one claimed job: check it, load it, call it, and say how it went (an `Outcome`).
+"""Running one claimed job: check it, load it, bind its params, call it, say how it went.
 
-`JobRunner.run` is the same code in both modes; `run_forked` wraps it in a child process
-(isolation per job, a hard kill at the timeout), `run_inline` calls it in the worker itself.
-Nothing of a job is loaded before its signature is checked, and nothing is imported or run
-unless its path is registered.
+`JobRunner.run` is the same code in every mode (in a work horse, in the worker itself, and under
+`InMemoryQueue`); `settle` turns its `Outcome` into what is recorded (a retry after its backoff,
+or a final failure), the same way everywhere. Nothing of a job is loaded before its signature
+is checked, nothing is imported or run unless its name is registered, and params that the
+function cannot take fail the job at once, naming the parameter.
 """
 
 from __future__ import annotations
@@ -11,24 +12,26 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import inspect
 import pickle
 import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from rq.timeouts import JobTimeoutException, UnixSignalDeathPenalty
 
 from app import tracing
 from app.config import Settings
-from app.infrastructure.queue.errors import JobNotAllowedError, PayloadError
+from app.infrastructure.queue.errors import InvalidParamsError, JobNotAllowedError, PayloadError
 from app.infrastructure.queue.job_paths import JobRegistry
 from app.infrastructure.queue.record import JobRecord
+from app.infrastructure.queue.schema import Ending
 from app.infrastructure.queue.serialization import Serializer
-from app.worker.runtime import JobContext, PermanentError, ProgressSink, running
+from app.infrastructure.queue.store import Claim, ProgressSink
+from app.worker.runtime import JobContext, PermanentError, running
 
-Kind = Literal["finished", "failed", "stopped", "requeue"]
 UNSERIALIZABLE = "Unserializable return value"
 
 
@@ -41,30 +44,57 @@ class ColdShutdown(BaseException):
 
 
 @dataclass(frozen=True)
-class Claim:
-    """A job the dequeue script handed to this worker, registered as started under `execution_id`."""
-
-    queue: str
-    job_id: str
-    execution_id: str
-    attempt: int
-    record: JobRecord
-    started: float
-
-
-@dataclass(frozen=True)
 class Outcome:
-    """How a run ended. `retryable` failures are retried while the job has retries left."""
+    """How a run ended: FINISHED, FAILED (`retryable` or not), STOPPED or REQUEUE (`settle` decides RETRY)."""
 
-    kind: Kind
+    ending: Ending
     return_blob: str = ""
     error: str = ""
     retryable: bool = False
-    func_name: str = ""
+    job_name: str = ""
 
     @classmethod
-    def failure(cls, error: str, retryable: bool, func_name: str = "") -> Outcome:
-        return cls("failed", error=error, retryable=retryable, func_name=func_name)
+    def failure(cls, error: str, retryable: bool, job_name: str = "") -> Outcome:
+        return cls(Ending.FAILED, error=error, retryable=retryable, job_name=job_name)
+
+
+def settle(record: JobRecord, outcome: Outcome, now: float) -> tuple[Ending, float | None]:
+    """What to record for `outcome`: its ending, and for a retry the time it is due (None: now)."""
+    if outcome.ending is not Ending.FAILED or not outcome.retryable or record.retries_left <= 0:
+        return outcome.ending, None
+    intervals = record.retry_intervals
+    index = max(len(intervals) - record.retries_left, 0)
+    wait = intervals[index] if index < len(intervals) else 0
+    return Ending.RETRY, now + wait if wait > 0 else None
+
+
+@dataclass(frozen=True)
+class _Signature:
+    """What a job function accepts, computed once: checking a job's params against it is cheap."""
+
+    names: frozenset[str]
+    required: frozenset[str]
+    any_keyword: bool
+
+    @classmethod
+    def of(cls, func: Callable[..., Any]) -> _Signature:
+        params = inspect.signature(func).parameters.values()
+        keywords = [p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        return cls(
+            frozenset(p.name for p in keywords),
+            frozenset(p.name for p in keywords if p.default is p.empty),
+            any(p.kind is p.VAR_KEYWORD for p in params),
+        )
+
+    def problem(self, params: Mapping[str, Any]) -> tuple[str, str] | None:
+        """(parameter, what is wrong with it), or None when the params fit."""
+        unknown = () if self.any_keyword else sorted(set(params) - self.names)
+        if unknown:
+            return unknown[0], f"the function takes no parameter {unknown[0]!r}"
+        missing = sorted(self.required - set(params))
+        if missing:
+            return missing[0], f"the required parameter {missing[0]!r} is missing"
+        return None
 
 
 class JobRunner:
@@ -77,37 +107,42 @@ class JobRunner:
         serializer: Serializer,
         functions: Mapping[str, Callable[..., Any]],
         progress: Callable[[Claim], ProgressSink],
+        *,
+        timeouts: bool = True,
     ) -> None:
+        """`timeouts=False` runs jobs without SIGALRM (off the main thread: `InMemoryQueue`)."""
         self.settings = settings
+        self.timeouts = timeouts
         self.registry = registry
         self.serializer = serializer
         self.functions = functions
         self.progress = progress
+        self._signatures = {name: _Signature.of(func) for name, func in functions.items()}
 
     def run(self, claim: Claim) -> Outcome:
         try:
-            func_name, func, args, kwargs = self._load(claim)
-        except (PayloadError, JobNotAllowedError) as exc:
+            job_name, func, args, kwargs = self._load(claim)
+        except (PayloadError, JobNotAllowedError, InvalidParamsError) as exc:
             return Outcome.failure(f"{type(exc).__name__}: {exc}", retryable=False)
         context = JobContext(
-            claim.job_id, func_name, claim.queue, claim.attempt, self.settings, self.progress(claim)
+            claim.job_id, job_name, claim.queue, claim.attempt, self.settings, self.progress(claim)
         )
         try:
             with (
                 running(context),
-                UnixSignalDeathPenalty(_timeout(claim), JobTimeoutException, job_id=claim.job_id),
-                tracing.job_span(claim.record.trace, _span_attributes(claim, func_name)),
+                self._deadline(claim),
+                tracing.job_span(claim.record.trace, _span_attributes(claim, job_name)),
             ):
                 value = func(*args, **kwargs)
                 if asyncio.iscoroutine(value):
                     value = asyncio.run(value)
         except JobStopped:
-            return Outcome("stopped", error="Job stopped by request", func_name=func_name)
+            return Outcome(Ending.STOPPED, error="Job stopped by request", job_name=job_name)
         except PermanentError:
-            return Outcome.failure(traceback.format_exc(), retryable=False, func_name=func_name)
+            return Outcome.failure(traceback.format_exc(), retryable=False, job_name=job_name)
         except Exception:
-            return Outcome.failure(traceback.format_exc(), retryable=True, func_name=func_name)
-        return Outcome("finished", return_blob=self._encode(value), func_name=func_name)
+            return Outcome.failure(traceback.format_exc(), retryable=True, job_name=job_name)
+        return Outcome(Ending.FINISHED, return_blob=self._encode(value), job_name=job_name)
 
     def rehearse(self) -> None:
         """Walk the path of a run without calling a job, in a spare work horse while it waits.
@@ -116,33 +151,48 @@ class JobRunner:
         object it touches); doing that before the job arrives takes those copies off the path from
         claim to start (~1.5 ms in a VM).
         """
-        path = next(iter(self.functions), None)
-        if path is None:
+        job_name = next(iter(self.functions), None)
+        if job_name is None:
             return
-        data = self.serializer.dumps((path, None, (), {}))
-        record = JobRecord.from_hash("rehearsal", {b"data": data, b"timeout": b"1", b"status": b"started"})
+        data = self.serializer.dumps((job_name, None, (), {}))
+        record = JobRecord("rehearsal", {b"data": data, b"timeout": b"1", b"status": b"started"})
         claim = pickle.loads(pickle.dumps(Claim("rehearsal", "rehearsal", "x", 1, record, time.time())))
         with contextlib.suppress(Exception):
             self._load(claim)
-            context = JobContext(claim.job_id, path, claim.queue, 1, self.settings, self.progress(claim))
+            context = JobContext(claim.job_id, job_name, claim.queue, 1, self.settings, self.progress(claim))
             with running(context), UnixSignalDeathPenalty(1, JobTimeoutException, job_id=claim.job_id):
                 pass
-            pickle.dumps(Outcome("finished", return_blob=self._encode(None), func_name=path))
+            pickle.dumps(Outcome(Ending.FINISHED, return_blob=self._encode(None), job_name=job_name))
+
+    def _deadline(self, claim: Claim) -> contextlib.AbstractContextManager[Any]:
+        if not self.timeouts:
+            return contextlib.nullcontext()
+        return UnixSignalDeathPenalty(self.timeout(claim), JobTimeoutException, job_id=claim.job_id)
+
+    def timeout(self, claim: Claim) -> int:
+        """Seconds the claimed job may run: its own timeout, else the worker's default."""
+        return claim.record.timeout or self.settings.job_timeout
 
     def _load(self, claim: Claim) -> tuple[str, Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
         for callback in claim.record.callbacks:
             if not self.registry.is_callback(callback):
                 raise JobNotAllowedError(callback, "callback")
-        func_name, instance, args, kwargs = claim.record.load_call(
+        job_name, instance, args, kwargs = claim.record.load_call(
             self.serializer, self.settings.max_payload_bytes
         )
         if (
             instance is not None
-            or not self.registry.is_registered(func_name)
-            or func_name not in self.functions
+            or not self.registry.is_registered(job_name)
+            or job_name not in self.functions
         ):
-            raise JobNotAllowedError(func_name)
-        return func_name, self.functions[func_name], args, kwargs
+            raise JobNotAllowedError(job_name)
+        func = self.functions[job_name]
+        problem = (
+            self._signatures[job_name].problem(kwargs) if not args else _bind_problem(func, args, kwargs)
+        )
+        if problem is not None:
+            raise InvalidParamsError(job_name, f"do not fit the function: {problem[1]}", problem[0])
+        return job_name, func, args, kwargs
 
     def _encode(self, value: Any) -> str:
         if value is None:
@@ -154,19 +204,21 @@ class JobRunner:
         return base64.b64encode(blob).decode()
 
 
-def _span_attributes(claim: Claim, func_name: str) -> dict[str, object]:
+def _span_attributes(claim: Claim, job_name: str) -> dict[str, object]:
     return {
         "taskq.job.id": claim.job_id,
-        "taskq.job.name": func_name,
+        "taskq.job.name": job_name,
         "taskq.queue": claim.queue,
         "taskq.attempt": claim.attempt,
     }
 
 
-def _timeout(claim: Claim) -> int:
-    return claim.record.timeout or 180
-
-
-def run_inline(runner: JobRunner, claim: Claim) -> Outcome:
-    """Run the job in this process (fast mode): no fork, a timeout by SIGALRM."""
-    return runner.run(claim)
+def _bind_problem(
+    func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[str, str] | None:
+    """For jobs written with positional arguments (by plain rq): Python's own binding check."""
+    try:
+        inspect.signature(func).bind(*args, **kwargs)
+    except TypeError as exc:
+        return "", str(exc)
+    return None

@@ -18,10 +18,11 @@ from prometheus_client.registry import Collector
 
 from app.infrastructure.queue.admin import STATES, QueueAdmin
 from app.infrastructure.queue.errors import QueueError
-from app.worker.events import NoEvents, job_name
+from app.worker.events import NoEvents
 
 if TYPE_CHECKING:
-    from app.worker.execution import Claim, Outcome
+    from app.infrastructure.queue.store import Claim
+    from app.worker.execution import Outcome
 
 log = logging.getLogger("taskq.worker")
 
@@ -60,10 +61,10 @@ class MetricsEvents(NoEvents):
         )
 
     def job_started(self, claim: Claim) -> None:
-        self.started.labels(job_name(claim), claim.queue).inc()
+        self.started.labels(claim.record.job_name, claim.queue).inc()
 
     def job_ended(self, claim: Claim, ending: str, outcome: Outcome, duration: float) -> None:
-        name = job_name(claim)
+        name = claim.record.job_name
         self.ended.labels(name, claim.queue, ending).inc()
         self.duration.labels(name, claim.queue, ending).observe(duration)
         if ending == "retried":

@@ -7,13 +7,12 @@ Called outside a job (a plain function call in a test), `report_progress` does n
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from app.config import Settings
-
-ProgressSink = Callable[[int, int, str], None]
+from app.infrastructure.queue.store import ProgressSink
 
 
 class PermanentError(Exception):
@@ -44,9 +43,13 @@ def current_job() -> JobContext | None:
 
 
 def settings() -> Settings:
-    """The settings of the running worker; outside a job, read from the environment."""
+    """The settings of the running worker; outside a job, the environment's (`app.bootstrap`)."""
     context = _current.get()
-    return context.settings if context is not None else Settings.from_env()
+    if context is not None:
+        return context.settings
+    from app.bootstrap import default_settings  # only outside a job: a plain call in a test
+
+    return default_settings()
 
 
 def report_progress(done: int, total: int, message: str = "") -> None:

@@ -1,150 +1,128 @@
 """The worker loop: claim a job atomically, run it (forked or inline), record how it went.
 
-It is an rq `BaseWorker` (so `rq info`, rq-dashboard and rq's stop/shutdown commands see and
-steer it) whose hot path is our scripts (`store.py`) instead of rq's ~18 round trips per job.
-Signals only set flags, so a SIGTERM can never land between two halves of a state change
-(rq#2236).
+It speaks to ports only: a `JobStore` (claim, finish, fail, heartbeat), a `WorkerPresence`
+(registered the way rq registers workers, so `rq info` and rq-dashboard list it, and rq's
+stop-job command reaches it) and a `Reaper`; when Redis fails it sees our errors, never
+redis-py's. Stopping is `shutdown.py`, riding out outages `outage.py`, running a job `modes.py`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
 import os
 import signal
-import socket
 import threading
 import time
-import uuid
-from collections.abc import Callable, Mapping, Sequence
-from types import FrameType
-from typing import Any
-
-import redis
-from rq.worker import BaseWorker
+from collections.abc import Callable, Sequence
 
 from app.config import Settings
-from app.infrastructure.queue import keys
-from app.infrastructure.queue.job_paths import JobRegistry
-from app.infrastructure.queue.serialization import make_serializer
-from app.worker import horse
-from app.worker.events import LogEvents, WorkerEvents
-from app.worker.execution import Claim, ColdShutdown, JobRunner, JobStopped, Outcome, run_inline
-from app.worker.maintenance import Maintenance
-from app.worker.progress import ProgressWriter
-from app.worker.store import ClaimReply, WorkerStore, new_execution_id
+from app.infrastructure.queue.errors import QueueError, QueueUnavailableError
+from app.infrastructure.queue.presence import WorkerPresence
+from app.infrastructure.queue.reaper import Reaper
+from app.infrastructure.queue.schema import Ending
+from app.infrastructure.queue.store import Claim, ClaimReply, JobStore, new_execution_id
+from app.worker.events import ENDINGS, LogEvents, WorkerEvents
+from app.worker.execution import JobRunner, Outcome, settle
+from app.worker.modes import make_mode
+from app.worker.outage import BURST_PATIENCE, RECORD_PATIENCE, Outage
+from app.worker.shutdown import Shutdown
 
 log = logging.getLogger("taskq.worker")
 
+#: Seconds a worker's hash outlives its last heartbeat (rq's worker TTL).
 WORKER_TTL = 20
-KILL_GRACE = 5.0
-RECORD_PATIENCE = 120.0
-_REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
-_ENDING = {
-    "finished": "finished",
-    "failed": "failed",
-    "retry": "retried",
-    "stopped": "stopped",
-    "requeue": "requeued",
-}
 
 
-class Worker(BaseWorker):
+class Worker:
     """Runs registered jobs from `queues` (in priority order) until stopped."""
 
     def __init__(
         self,
-        connection: redis.Redis,
-        settings: Settings,
-        registry: JobRegistry,
-        functions: Mapping[str, Callable[..., Any]],
-        queues: Sequence[str],
         *,
-        name: str | None = None,
-        mode: str | None = None,
+        store: JobStore,
+        presence: WorkerPresence,
+        reaper: Reaper,
+        runner: JobRunner,
+        settings: Settings,
+        queues: Sequence[str],
+        mode: str,
         events: Sequence[WorkerEvents] = (),
     ) -> None:
-        names = [keys.check_queue_name(queue) for queue in queues]
-        name = name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
-        super().__init__(
-            names, name=name, connection=connection, worker_ttl=WORKER_TTL, prepare_for_work=False
-        )
-        self.hostname, self.pid, self.ip_address = socket.gethostname(), os.getpid(), "unknown"
+        self.store, self.presence, self.reaper = store, presence, reaper
         self.settings = settings
-        self.mode = mode or settings.worker_mode
+        self.name = presence.name
+        self.queues = list(queues)
+        self.shutdown = Shutdown()
+        self.mode = make_mode(mode, runner, self.shutdown)
+        self.outage = Outage()
         self.events: tuple[WorkerEvents, ...] = (LogEvents(), *events)
-        self.queue_list = names
-        self.store = WorkerStore(
-            connection, self.key, name, names, int(3 * settings.heartbeat_interval + 5), WORKER_TTL + 60
-        )
-        serializer = make_serializer(settings.serializer, settings.signing_key, settings.old_signing_keys)
-        self.runner = JobRunner(
-            settings, registry, serializer, functions, ProgressWriter(connection, serializer)
-        )
-        self.maintenance = Maintenance(connection, names, settings.maintenance_interval, name)
-        self._stop = threading.Event()
-        self._cold = False
-        self._signal_at = 0.0
+        self._done = threading.Event()  # the loop has ended: heartbeats stop
         self._current: Claim | None = None
-        self._in_job = False
-        self._next_reply: ClaimReply | None = None
+        self._next_reply: ClaimReply | None = None  # a claim made ahead: with an outcome, or while idle
         self._lost: list[str] = []  # execution ids of claims whose reply was lost
-        self._redis_down_since: float | None = None
         self._idle = False
-        self._forker: horse.Forker | None = None  # fork mode: forks the work horses, ahead of need
 
-    # -- the loop ---------------------------------------------------------------------------
+    def work(self, burst: bool = False, max_jobs: int | None = None) -> int:
+        """Run jobs until SIGTERM/SIGINT (or, with `burst`, until the queues are empty); jobs run.
 
-    def work(self, burst: bool = False, max_jobs: int | None = None, **_: Any) -> bool:  # type: ignore[override]
-        """Run jobs until SIGTERM/SIGINT (or, with `burst`, until the queues are empty)."""
-        self._install_handlers()
-        self._bootstrap()
-        if self.mode == "fork":
-            gc.freeze()  # what is loaded now is shared with every work horse, never collected by them
-            self._forker = horse.Forker(self.runner)  # before any thread starts: no lock is inherited
-            self._forker.ask()
+        Raises:
+            QueueUnavailableError: with `burst`, Redis stayed unreachable for BURST_PATIENCE s.
+            QueueError: Redis refused this worker (a wrong password, a missing ACL permission).
+        """
+        self.shutdown.install()
+        if not self._register(burst):
+            return 0
+        self.mode.start()
         beat = threading.Thread(target=self._beat_loop, name="taskq-heartbeat", daemon=True)
         beat.start()
         done = 0
         try:
-            while not self._stop.is_set() and (max_jobs is None or done < max_jobs):
+            while not self.shutdown.warm.is_set() and (max_jobs is None or done < max_jobs):
                 claim = self._next(burst)
                 if claim is None:
                     if burst and self._idle:
                         break
+                    self._check_patience(burst)
                     continue
                 done += 1
-                more = not self._stop.is_set() and (max_jobs is None or done < max_jobs)
+                more = not self.shutdown.warm.is_set() and (max_jobs is None or done < max_jobs)
                 self._record(claim, self._execute(claim), claim_next=more)
         finally:
-            self._stop.set()
+            self._done.set()
             beat.join(timeout=2)
             self._release_held_claim()
             self._teardown()
-            if self._forker is not None:
-                self._forker.close()
+            self.mode.close()
         log.info("worker stopped name=%s jobs=%d", self.name, done)
-        return done > 0
+        return done
 
-    def _bootstrap(self) -> None:
-        while True:
+    def _register(self, burst: bool) -> bool:
+        """Register with Redis, riding out an outage until stopped; False if stopped first."""
+        while not self.shutdown.warm.is_set():
             try:
-                self.register_birth()
-                self.subscribe()
-                self.set_state("started")
-                break
-            except redis.exceptions.AuthenticationError:
-                raise  # a wrong password does not heal by waiting: the caller says so and exits
-            except _REDIS_DOWN as exc:
-                self._redis_down(exc)
-        log.info(
-            "worker started name=%s pid=%d mode=%s queues=%s",
-            self.name,
-            self.pid,
-            self.mode,
-            ",".join(self.queue_list),
-        )
+                self.presence.register(self)
+            except QueueError as exc:
+                if not exc.retryable:
+                    raise  # a wrong password does not heal by waiting: the caller says so and exits
+                self.outage.wait(exc, self.shutdown.warm)
+                self._check_patience(burst)
+                continue
+            self.outage.over()
+            log.info(
+                "worker started name=%s pid=%d mode=%s queues=%s",
+                self.name,
+                os.getpid(),
+                self.mode.name,
+                ",".join(self.queues),
+            )
+            return True
+        return False
+
+    def _check_patience(self, burst: bool) -> None:
+        if burst and self.outage.seconds > BURST_PATIENCE:
+            raise QueueUnavailableError(
+                self.presence.where, f"unreachable for {self.outage.seconds:.0f} s; --burst gives up"
+            )
 
     def _teardown(self) -> None:
         if self._next_reply is not None and self._next_reply.claim() is not None:
@@ -153,10 +131,11 @@ class Worker(BaseWorker):
         try:
             self._recover_lost()
             self.store.flush_counts()
-            self.register_death()
-        except redis.exceptions.RedisError as exc:
+            self.presence.deregister()
+        except QueueError as exc:
             log.warning("worker could not record its exit: %s", exc)
-        self.unsubscribe()
+
+    # -- claiming ---------------------------------------------------------------------------
 
     def _next(self, burst: bool) -> Claim | None:
         """The next claimed job, or None after waiting for one (not waiting with `burst`)."""
@@ -167,21 +146,38 @@ class Worker(BaseWorker):
             try:
                 self._recover_lost()
                 reply = self.store.claim(execution_id)
-                self._redis_back()
-            except _REDIS_DOWN as exc:
-                self._remember_lost(execution_id)
-                self._redis_down(exc)
-                return None
-            except redis.exceptions.ResponseError as exc:
-                log.error("claim refused by Redis: %s", exc)
-                self._stop.wait(1.0)
+                self.outage.over()
+            except QueueError as exc:
+                self._claim_failed(exc, execution_id)
                 return None
         claim = reply.claim()
         if claim is None:
             self._idle = True
             if not burst:
-                self._wait_for_work(None if reply.suspended else reply.next_due, reply.suspended)
+                self._wait_for_work(reply)
         return claim
+
+    def _wait_for_work(self, reply: ClaimReply) -> None:
+        """Block until a producer pushes a wake-up token, a scheduled job is due, or `idle_poll` passes."""
+        if reply.suspended:
+            self.shutdown.warm.wait(1.0)
+            return
+        timeout = self.settings.idle_poll
+        if reply.next_due is not None:
+            timeout = min(timeout, max(0.01, reply.next_due - time.time()))
+        execution_id = new_execution_id()
+        try:
+            self._next_reply = self.store.wait_and_claim(timeout, execution_id)
+        except QueueError as exc:
+            self._claim_failed(exc, execution_id)
+
+    def _claim_failed(self, exc: QueueError, execution_id: str) -> None:
+        if exc.retryable:
+            self._remember_lost(execution_id)
+            self.outage.wait(exc, self.shutdown.warm)
+        else:
+            log.error("claim refused by Redis: %s", exc)
+            self.shutdown.warm.wait(1.0)
 
     def _release_held_claim(self) -> None:
         """A job claimed for the next turn (while idle, or with the last outcome) goes back."""
@@ -190,9 +186,9 @@ class Worker(BaseWorker):
         if claim is None:
             return
         try:
-            self.store.fail(claim, "requeue", "", "Worker stopped before running this job; put back")
+            self.store.fail(claim, Ending.REQUEUE, None, "Worker stopped before running this job; put back")
             log.info("job requeued id=%s reason=worker stopping", claim.job_id)
-        except _REDIS_DOWN as exc:
+        except QueueError as exc:
             log.warning("job %s not put back (%s); the reaper takes it back", claim.job_id, exc)
 
     def _remember_lost(self, execution_id: str) -> None:
@@ -206,107 +202,16 @@ class Worker(BaseWorker):
                 log.warning("job requeued id=%s reason=claim reply lost", job_id)
             self._lost.pop(0)
 
-    def _wait_for_work(self, next_due: float | None, suspended: bool) -> None:
-        """Block until a producer pushes a wake-up token, a scheduled job is due, or `idle_poll` passes."""
-        if suspended:
-            self._stop.wait(1.0)
-            return
-        timeout = self.settings.idle_poll
-        if next_due is not None:
-            timeout = min(timeout, max(0.01, next_due - time.time()))
-        execution_id = new_execution_id()
-        try:
-            self._next_reply = self.store.wait_and_claim(
-                [keys.wake(queue) for queue in self.queue_list], timeout, execution_id
-            )
-        except _REDIS_DOWN as exc:
-            self._remember_lost(execution_id)
-            self._redis_down(exc)
-        except redis.exceptions.ResponseError as exc:
-            log.error("claim refused by Redis: %s", exc)
-            self._stop.wait(1.0)
-
-    # -- running a job ----------------------------------------------------------------------
+    # -- running and recording ----------------------------------------------------------------
 
     def _execute(self, claim: Claim) -> Outcome:
         self._emit("job_started", claim)
         self._current = claim
         try:
-            return self._run_forked(claim) if self.mode == "fork" else self._run_inline(claim)
+            return self.mode.run(claim)
         finally:
             self._current = None
-            self._stopped_job_id = None  # a stop is for this run only
-
-    def _run_forked(self, claim: Claim) -> Outcome:
-        forker = self._working_forker()
-        try:
-            spare = forker.spare()
-        except horse.ForkerGoneError:
-            forker = self._working_forker(restart=True)
-            spare = forker.spare()
-        child = horse.hand(spare, claim)
-        self._horse_pid = child.pid
-        # A stop that came after the claim but before the pid was known found nothing to kill.
-        if self._stopped_job_id == claim.job_id:
-            horse.kill_group(child.pid)
-        if not self._stop.is_set():
-            with contextlib.suppress(horse.ForkerGoneError):  # seen, and a new one started, next job
-                forker.ask()  # the next horse forks while this job runs on the other core
-        try:
-            timeout = (claim.record.timeout or self.settings.job_timeout) + KILL_GRACE
-            outcome, ended = horse.watch(child, claim, timeout, forker)
-        finally:
-            self._horse_pid = 0
-        if outcome is not None:
-            return outcome
-        if self._stopped_job_id == claim.job_id:
-            return Outcome("stopped", error="Job stopped by request; work horse killed")
-        if self._cold:
-            return Outcome("requeue", error="Worker shut down cold; job put back")
-        return Outcome.failure(f"WorkHorseTerminated: {ended}", retryable=True)
-
-    def _working_forker(self, restart: bool = False) -> horse.Forker:
-        """The forker; a new one if it is gone (killed, say, by the OOM killer)."""
-        if self._forker is None or restart:
-            if self._forker is not None:
-                log.warning("the work-horse forker is gone; starting a new one")
-                with contextlib.suppress(Exception):
-                    self._forker.close(timeout=1.0)
-            self._forker = horse.Forker(self.runner)
-        return self._forker
-
-    def _run_inline(self, claim: Claim) -> Outcome:
-        self._in_job = True
-        try:
-            if self._stopped_job_id == claim.job_id:  # stopped before it was running: see _run_forked
-                raise JobStopped
-            return run_inline(self.runner, claim)
-        except ColdShutdown:
-            return Outcome("requeue", error="Worker shut down cold; job put back")
-        except JobStopped:
-            return Outcome("stopped", error="Job stopped by request")
-        finally:
-            self._in_job = False
-
-    def _beat_loop(self) -> None:
-        """Heartbeats (inline jobs, the worker, its counters) and maintenance, off the main thread."""
-        while not self._stop.wait(self.settings.heartbeat_interval / 2):
-            self._beat()
-            if self.maintenance.due():
-                try:
-                    for queue, (requeued, failed) in self.maintenance.run().items():
-                        if requeued or failed:
-                            self._emit("jobs_reaped", queue, requeued, failed)
-                except redis.exceptions.RedisError as exc:
-                    log.warning("maintenance skipped: %s", exc)
-
-    def _beat(self) -> None:
-        try:
-            self.store.heartbeat(self._current)
-        except redis.exceptions.RedisError as exc:
-            log.warning("heartbeat failed: %s", exc)
-
-    # -- recording the outcome --------------------------------------------------------------
+            self.shutdown.job_done()
 
     def _record(self, claim: Claim, outcome: Outcome, claim_next: bool) -> None:
         """Write the outcome (and, after a success, claim the next job in the same call).
@@ -315,97 +220,80 @@ class Worker(BaseWorker):
         A combined call that fails is retried without its claim part, whose id is remembered so
         that whatever it may have claimed is put back.
         """
-        kind: str = outcome.kind
-        if kind == "finished":
+        ending, retry_at = settle(claim.record, outcome, time.time())
+        if ending is Ending.FINISHED:
             next_execution = new_execution_id() if claim_next else None
             try:
                 self._next_reply = self.store.finish(claim, outcome.return_blob, next_execution)
-            except _REDIS_DOWN as exc:
+                recorded = True
+            except QueueError as exc:
                 if next_execution is not None:
                     self._remember_lost(next_execution)
-                self._redis_down(exc)
-                self._patiently(lambda: self.store.finish(claim, outcome.return_blob, None))
+                recorded = self._patiently(lambda: self.store.finish(claim, outcome.return_blob, None), exc)
         else:
-            kind, retry_at = self._failure_kind(claim, outcome)
-            self._patiently(lambda: self.store.fail(claim, kind, retry_at, outcome.error))
-        self._emit("job_ended", claim, _ENDING[kind], outcome, time.time() - claim.started)
+            recorded = self._patiently(lambda: self.store.fail(claim, ending, retry_at, outcome.error))
+        if recorded:
+            self._emit("job_ended", claim, ENDINGS[ending], outcome, time.time() - claim.started)
+        else:
+            log.error(
+                "job outcome not recorded id=%s ending=%s; the reaper will retake it",
+                claim.job_id,
+                ending.value,
+            )
 
-    def _failure_kind(self, claim: Claim, outcome: Outcome) -> tuple[str, str]:
-        record = claim.record
-        if outcome.kind != "failed":
-            return outcome.kind, ""
-        if not outcome.retryable or record.retries_left <= 0:
-            return "failed", ""
-        index = max(len(record.retry_intervals) - record.retries_left, 0)
-        wait = record.retry_intervals[index] if index < len(record.retry_intervals) else 0
-        return "retry", repr(time.time() + wait) if wait > 0 else ""
-
-    def _patiently(self, call: Callable[[], Any]) -> None:
-        deadline = time.monotonic() + RECORD_PATIENCE
+    def _patiently(self, call: Callable[[], object], failed: QueueError | None = None) -> bool:
+        """Call until it succeeds, through an outage; give up after RECORD_PATIENCE or a cold stop."""
         while True:
+            if failed is not None:
+                if not failed.retryable:
+                    log.error("Redis refused to record a job outcome: %s", failed)
+                    return False
+                self.outage.wait(failed, self.shutdown.cold)
+                if self.shutdown.cold.is_set() or self.outage.seconds > RECORD_PATIENCE:
+                    return False
             try:
                 call()
-                self._redis_back()
-                return
-            except _REDIS_DOWN as exc:
-                if time.monotonic() > deadline:
-                    log.error(
-                        "gave up recording a job outcome after %.0fs; the reaper will retake it",
-                        RECORD_PATIENCE,
-                    )
-                    return
-                self._redis_down(exc)
+            except QueueError as exc:
+                failed = exc
+                continue
+            self.outage.over()
+            return True
 
-    def _emit(self, hook: str, *args: Any) -> None:
+    # -- heartbeats, upkeep, observers, commands -------------------------------------------------
+
+    def _beat_loop(self) -> None:
+        """Heartbeats (the running job, the worker, its counters) and upkeep, off the main thread."""
+        while not self._done.wait(self.settings.heartbeat_interval / 2):
+            try:
+                self.store.heartbeat(self._current)
+            except QueueError as exc:
+                log.warning("heartbeat failed: %s", exc)
+            if self.reaper.due():
+                self._reap()
+
+    def _reap(self) -> None:
+        try:
+            for queue, requeued, failed in self.reaper.run():
+                if requeued or failed:
+                    self._emit("jobs_reaped", queue, requeued, failed)
+        except QueueError as exc:
+            log.warning("maintenance skipped: %s", exc)
+
+    def _emit(self, hook: str, *args: object) -> None:
         for observer in self.events:
             try:
                 getattr(observer, hook)(*args)
             except Exception:
                 log.exception("worker event observer %r failed on %s", observer, hook)
 
-    def _redis_down(self, exc: Exception) -> None:
-        if self._redis_down_since is None:
-            self._redis_down_since = time.monotonic()
-            log.error("Redis unreachable, retrying: %s", exc)
-        self._stop.wait(min(2.0, 0.1 * 2 ** min(5, int(time.monotonic() - self._redis_down_since))))
+    def stop_job(self, job_id: str) -> None:
+        """rq's stop-job command: the job ends `stopped` (recorded even if it is not running yet)."""
+        self.shutdown.stop_job(job_id)
 
-    def _redis_back(self) -> None:
-        if self._redis_down_since is not None:
-            log.warning("Redis reachable again after %.1fs", time.monotonic() - self._redis_down_since)
-            self._redis_down_since = None
+    def request_shutdown(self) -> None:
+        """rq's shutdown command: as a SIGINT (on the main thread, like rq does it)."""
+        os.kill(os.getpid(), signal.SIGINT)
 
-    # -- signals and commands ---------------------------------------------------------------
-
-    def _install_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self._on_stop_signal)
-        signal.signal(signal.SIGINT, self._on_stop_signal)
-        signal.signal(signal.SIGUSR1, self._on_interrupt_job)
-
-    def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
-        now = time.monotonic()
-        if not self._stop.is_set():
-            self._signal_at = now
-            self._stop.set()
-            log.info("worker stopping after the current job (signal %s); send it again to stop now", signum)
-        elif now - self._signal_at >= 1.0 and not self._cold:
-            self._cold = True
-            log.warning("worker cold shutdown: the current job is put back")
-            if self._horse_pid:
-                horse.kill_group(self._horse_pid)
-            elif self._in_job:
-                raise ColdShutdown
-
-    def _on_interrupt_job(self, signum: int, frame: FrameType | None) -> None:
-        claim = self._current
-        if self._in_job and claim is not None and self._stopped_job_id == claim.job_id:
-            raise JobStopped
-
-    def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
-        """rq's stop-job / kill-horse commands land here (from the pubsub thread)."""
-        if self._horse_pid:
-            horse.kill_group(self._horse_pid)
-        elif self._in_job and (main := threading.main_thread().ident) is not None:
-            signal.pthread_kill(main, signal.SIGUSR1)
-
-    def request_stop(self, signum: int, frame: FrameType | None) -> None:
-        self._on_stop_signal(signum, frame)
+    def kill_horse(self) -> None:
+        """rq's kill-horse command."""
+        self.mode.kill()

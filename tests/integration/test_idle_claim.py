@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from app.infrastructure.queue import scripts
+from app.infrastructure.queue import lua
 from app.infrastructure.queue.port import JobStatus
 from app.infrastructure.queue.record import parse_rq_time
 from app.infrastructure.queue.rq_queue import RQQueue
@@ -21,8 +21,7 @@ pytestmark = pytest.mark.integration
 
 def test_the_lua_clock_formats_times_as_rq_does(r):
     """`server_now` in lib_worker.lua, fed chosen instants instead of TIME (no key is written)."""
-    source = scripts.source("dequeue")
-    library = source[: source.index("-- Claim the next job for a worker (see")]
+    library = lua.shared_function("server_now")
     probe = r.register_script(
         library.replace("redis.call('TIME')", "{ARGV[1], ARGV[2]}")
         + "\nlocal now, iso = server_now(); return {tostring(now), iso}"
@@ -47,7 +46,8 @@ def test_a_job_claimed_after_a_long_idle_wait_records_when_it_really_started(set
     raw = r.hget(f"rq:job:{job_id}", "started_at")
     started = parse_rq_time(raw)
     assert view.result == 2 and started is not None and view.enqueued_at is not None
-    assert 0 <= (started - view.enqueued_at).total_seconds() < 0.5
+    # The claim went out with a client clock from before the enqueue; the start is after it.
+    assert started >= view.enqueued_at
 
 
 def test_a_claim_that_lands_while_the_worker_stops_goes_back_to_its_queue(settings, r):

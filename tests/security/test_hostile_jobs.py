@@ -56,7 +56,7 @@ def plant(r, job_id: str, **fields: bytes | str) -> None:
 
 
 def outcome(r, job_id: str) -> tuple[str, str]:
-    record = JobRecord.from_hash(job_id, r.hgetall(f"rq:job:{job_id}"))
+    record = JobRecord(job_id, r.hgetall(f"rq:job:{job_id}"))
     return record.status, record.error_text() or ""
 
 
@@ -182,7 +182,7 @@ def test_a_zlib_bomb_fails_fast_under_a_memory_bound_and_the_worker_goes_on(
 
     run_burst(signed, "prlimit", f"--as={ADDRESS_SPACE_BOUND}")
 
-    record = JobRecord.from_hash(victim, r.hgetall(f"rq:job:{victim}"))
+    record = JobRecord(victim, r.hgetall(f"rq:job:{victim}"))
     error = record.error_text() or ""
     assert record.status == "failed" and "PayloadError" in error and reason in error, error
     assert str(signed.max_payload_bytes) in error  # the message names the bound

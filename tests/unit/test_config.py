@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from app.config import Settings, redact_url
-from app.infrastructure.queue.errors import ConfigError, QueueError
+from app.config import ConfigError, Settings, redact_url
+from app.infrastructure.queue.errors import QueueError
 
 
 def test_defaults_when_environment_is_empty():

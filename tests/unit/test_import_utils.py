@@ -21,7 +21,7 @@ def test_imports_a_registered_function():
 def test_missing_module():
     with pytest.raises(JobModuleNotFoundError) as caught:
         import_utils.import_callable("tests.support.no_such_module.job")
-    assert caught.value.path == "tests.support.no_such_module.job"
+    assert caught.value.job_name == "tests.support.no_such_module.job"
     assert "does not exist" in str(caught.value)
 
 

@@ -1,6 +1,7 @@
 import pytest
 
-from app.infrastructure.queue.errors import ConfigError, UnknownJobError
+from app.config import ConfigError
+from app.infrastructure.queue.errors import UnknownJobError
 from app.infrastructure.queue.job_paths import INGEST_DOC_JOB, JOBS, JobRegistry
 
 

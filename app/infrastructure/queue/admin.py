@@ -17,17 +17,20 @@ from typing import Any
 import redis
 
 from app.config import Settings
-from app.infrastructure.queue import keys, scripts
+from app.infrastructure.queue import keys, lua
 from app.infrastructure.queue.errors import JobNotFoundError, JobStateError
 from app.infrastructure.queue.record import JobRecord, parse_rq_time, rq_time, summarize_error, text
+from app.infrastructure.queue.schema import JobStatus, WorkerField, packer
 from app.infrastructure.redis.connection import Guard
 
-#: The registries `counts()` reports, in a job's order of life.
-STATES = ("queued", "scheduled", "deferred", "started", "finished", "failed", "canceled")
+#: The registries `counts()` reports, in a job's order of life (a stopped job is in `failed`).
+STATES = tuple(status.value for status in JobStatus if status is not JobStatus.STOPPED)
 #: How many jobs at the head of a queue are looked at for the oldest one (bounded work per scrape);
 #: jobs put back at the front (a reaped job) make the very first one not always the oldest.
 HEAD = 10
 _PURGE_BATCH = 500
+_requeue_args = packer("requeue")
+_purge_args = packer("purge")
 
 
 @dataclass(frozen=True)
@@ -81,13 +84,13 @@ class QueueAdmin:
         self.connection = redis_conn
         self.settings = settings
         self._guard = Guard(redis_conn, settings.redis_retry_seconds)
-        self._requeue = redis_conn.register_script(scripts.source("requeue"))
-        self._purge = redis_conn.register_script(scripts.source("purge"))
+        self._requeue = redis_conn.register_script(lua.source("requeue"))
+        self._purge = redis_conn.register_script(lua.source("purge"))
 
     def queues(self) -> list[str]:
         """Our queues in priority order, then any other queue rq knows of (written by plain rq)."""
         known = self._guard.call(lambda: self.connection.smembers(keys.QUEUES_SET))
-        names = [text(key).removeprefix("rq:queue:") for key in known]
+        names = [text(key).removeprefix(keys.queue("")) for key in known]
         ours = self.settings.queue_names
         others = sorted(n for n in names if n not in ours and keys.QUEUE_NAME_RE.fullmatch(n))
         return [*self.settings.queue_names, *others]
@@ -105,13 +108,13 @@ class QueueAdmin:
             with self.connection.pipeline(transaction=False) as pipe:
                 for queue in names:
                     pipe.llen(keys.queue(queue))
-                    pipe.zcard(keys.scheduled(queue))
-                    pipe.zcard(keys.deferred(queue))
+                    pipe.zcard(keys.key("scheduled", queue))
+                    pipe.zcard(keys.key("deferred", queue))
                     pipe.zcard(keys.started(queue))
                     # Finished and failed entries are scored by their expiry; past ones are gone.
-                    pipe.zcount(keys.finished(queue), now, "+inf")
-                    pipe.zcount(keys.failed(queue), now, "+inf")
-                    pipe.zcard(keys.canceled(queue))
+                    pipe.zcount(keys.key("finished", queue), now, "+inf")
+                    pipe.zcount(keys.key("failed", queue), now, "+inf")
+                    pipe.zcard(keys.key("canceled", queue))
                     pipe.lrange(keys.queue(queue), 0, HEAD - 1)
                 return pipe.execute()
 
@@ -141,7 +144,7 @@ class QueueAdmin:
         Raises:
             QueueUnavailableError: Redis unreachable.
         """
-        members = self._guard.call(lambda: self.connection.smembers("rq:workers"))
+        members = self._guard.call(lambda: self.connection.smembers(keys.WORKERS_SET))
         worker_keys = sorted(text(member) for member in members)
 
         def read() -> list[Any]:
@@ -152,7 +155,7 @@ class QueueAdmin:
 
         hashes = self._guard.call(read) if worker_keys else []
         return [
-            _worker(key.removeprefix("rq:worker:"), fields)
+            _worker(key.removeprefix(keys.key("worker", "")), fields)
             for key, fields in zip(worker_keys, hashes, strict=True)
             if fields and b"death" not in fields
         ]
@@ -173,7 +176,7 @@ class QueueAdmin:
 
         hashes = self._guard.call(read) if entries else []
         return [
-            _failed(JobRecord.from_hash(job_id, fields), queue)
+            _failed(JobRecord(job_id, fields), queue)
             for (queue, job_id), fields in zip(entries, hashes, strict=True)
             if fields
         ]
@@ -187,7 +190,9 @@ class QueueAdmin:
         def read() -> list[Any]:
             with self.connection.pipeline(transaction=False) as pipe:
                 for queue in names:
-                    pipe.zrevrange(keys.failed(queue), 0, -1 if limit is None else limit - 1, withscores=True)
+                    pipe.zrevrange(
+                        keys.key("failed", queue), 0, -1 if limit is None else limit - 1, withscores=True
+                    )
                 return pipe.execute()
 
         found = [
@@ -212,7 +217,7 @@ class QueueAdmin:
         fields = self._guard.call(read)
         if not fields:
             raise JobNotFoundError(job_id)
-        return JobRecord.from_hash(job_id, fields).error_text()
+        return JobRecord(job_id, fields).error_text()
 
     def requeue(self, job_id: str) -> str:
         """Put a failed or stopped job back in its queue with its retries reset; return the queue.
@@ -222,7 +227,8 @@ class QueueAdmin:
             JobStateError: the job is not failed or stopped.
         """
         keys.check_job_id(job_id)
-        reply = self._guard.call(lambda: self._requeue(args=[job_id, rq_time(time.time())]))
+        _, args = _requeue_args(job_id=job_id, now_iso=rq_time(time.time()))
+        reply = self._guard.call(lambda: self._requeue(args=args))
         if reply[0] == -1:
             raise JobNotFoundError(job_id)
         if reply[0] == 0:
@@ -252,7 +258,8 @@ class QueueAdmin:
         return deleted
 
     def _purge_batch(self, queue: str) -> tuple[int, int]:
-        looked, gone = self._guard.call(lambda: self._purge(args=[queue, _PURGE_BATCH]))
+        _, args = _purge_args(queue=queue, limit=_PURGE_BATCH)
+        looked, gone = self._guard.call(lambda: self._purge(args=args))
         return int(looked), int(gone)
 
 
@@ -271,13 +278,13 @@ def _worker(name: str, fields: dict[bytes, bytes]) -> WorkerInfo:
         name=name,
         host=get("hostname") or "?",
         pid=int(pid) if pid and pid.isdigit() else None,
-        state=get("state") or "?",
+        state=get(WorkerField.STATE) or "?",
         queues=tuple((get("queues") or "").split(",")) if get("queues") else (),
-        current_job=get("current_job"),
-        last_heartbeat=parse_rq_time(fields.get(b"last_heartbeat")),
+        current_job=get(WorkerField.CURRENT_JOB),
+        last_heartbeat=parse_rq_time(fields.get(WorkerField.LAST_HEARTBEAT.encode())),
         birth=parse_rq_time(fields.get(b"birth")),
-        successful=int(get("successful_job_count") or 0),
-        failed=int(get("failed_job_count") or 0),
+        successful=int(get(WorkerField.SUCCESSFUL) or 0),
+        failed=int(get(WorkerField.FAILED) or 0),
     )
 
 
@@ -285,7 +292,7 @@ def _failed(record: JobRecord, queue: str) -> FailedJob:
     return FailedJob(
         id=record.id,
         queue=queue,
-        job_name=record.description.partition("(")[0],
+        job_name=record.job_name,
         status=record.status,
         attempts=record.attempts,
         ended_at=record.ended_at,

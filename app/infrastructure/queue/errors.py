@@ -10,16 +10,14 @@ from collections.abc import Sequence
 
 
 class QueueError(Exception):
-    """Base class of every error the task queue raises."""
+    """Base class of every error the task queue raises (`ConfigError` lives in `app.config`).
 
+    `retryable` says whether the same call may succeed later without changing anything: true only
+    for Redis being unreachable, slow or full. A caller answering HTTP can map retryable errors to
+    503 and the rest to 4xx/5xx without retrying.
+    """
 
-class ConfigError(QueueError):
-    """Raised when a setting (an environment variable) holds a value we cannot use."""
-
-    def __init__(self, variable: str, value: str, reason: str) -> None:
-        self.variable = variable
-        self.value = value
-        super().__init__(f"{variable}={value!r}: {reason}")
+    retryable = False
 
 
 # --- enqueueing -----------------------------------------------------------------------------
@@ -110,28 +108,44 @@ class DependencyError(EnqueueError):
 # --- talking to Redis -----------------------------------------------------------------------
 
 
-class QueueUnavailableError(QueueError):
-    """Raised when Redis cannot be reached, or refuses the command, after the bounded retries."""
+class QueueBackendError(QueueError):
+    """Base class of the errors Redis gave us, after the bounded retries (see `retryable`)."""
 
     def __init__(self, url: str, reason: str) -> None:
         self.url = url  # always redacted by the caller
-        super().__init__(f"Redis at {url} is unavailable: {reason}")
+        super().__init__(f"Redis at {url} {self.verb}: {reason}")
+
+    verb = "failed"
+
+
+class QueueUnavailableError(QueueBackendError):
+    """Raised when Redis cannot be reached (refused, reset, down) after the bounded retries: retry later."""
+
+    retryable = True
+    verb = "is unavailable"
 
 
 class QueueTimeoutError(QueueUnavailableError):
-    """Raised when Redis accepted the connection but did not answer in time."""
+    """Raised when Redis accepted the connection but did not answer in time: retry later."""
 
 
-class QueueFullError(QueueUnavailableError):
-    """Raised when Redis is out of memory (`maxmemory` with `noeviction`): nothing was written."""
+class QueueFullError(QueueBackendError):
+    """Raised when Redis is out of memory (`maxmemory`, `noeviction`): nothing was written; retry later."""
+
+    retryable = True
+    verb = "is full"
 
 
-class QueuePermissionError(QueueUnavailableError):
-    """Raised when the Redis user lacks a permission (ACL) or the password is wrong."""
+class QueuePermissionError(QueueBackendError):
+    """Raised when the password is wrong or missing, or the ACL user lacks a permission: not an outage."""
 
-    def __init__(self, url: str, reason: str) -> None:
-        QueueError.__init__(self, f"Redis at {url} refused access: {reason}")
-        self.url = url  # always redacted by the caller
+    verb = "refused access"
+
+
+class QueueCommandError(QueueBackendError):
+    """Raised when Redis refused a command for another reason (a key of the wrong type, a script error)."""
+
+    verb = "refused a command"
 
 
 # --- reading and steering jobs --------------------------------------------------------------
@@ -169,11 +183,11 @@ class WaitTimeoutError(QueueError):
 
 
 class JobImportError(QueueError):
-    """Base class of the failures to turn a job's dotted path into a callable."""
+    """Base class of the failures to turn a job's name (its dotted import path) into a callable."""
 
-    def __init__(self, path: str, reason: str) -> None:
-        self.path = path
-        super().__init__(f"job path {path!r}: {reason}")
+    def __init__(self, job_name: str, reason: str) -> None:
+        self.job_name = job_name
+        super().__init__(f"job path {job_name!r}: {reason}")
 
 
 class InvalidJobPathError(JobImportError):
@@ -199,10 +213,18 @@ class JobNotCallableError(JobImportError):
 class JobNotAllowedError(QueueError):
     """Raised in the worker when a job or callback names an unregistered path: nothing is imported."""
 
-    def __init__(self, path: object, what: str = "job") -> None:
-        self.path = path
+    def __init__(self, job_name: object, what: str = "job") -> None:
+        self.job_name = job_name
         self.what = what
-        super().__init__(f"refused to run {what} {path!r}: it is not a registered job path")
+        super().__init__(f"refused to run {what} {job_name!r}: it is not a registered job path")
+
+
+class WorkerNameError(QueueError):
+    """Raised when a worker starts under the name of a live worker (names must be unique)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"a live worker is already named {name!r}; give this one another --name")
 
 
 class PayloadError(QueueError):

@@ -11,7 +11,8 @@ import difflib
 from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
 
-from app.infrastructure.queue.errors import ConfigError, InvalidJobPathError, UnknownJobError
+from app.config import ConfigError
+from app.infrastructure.queue.errors import InvalidJobPathError, UnknownJobError
 from app.infrastructure.queue.import_utils import split_path
 
 INGEST_DOC_JOB = "app.worker.jobs.ingest_doc.ingest_doc"

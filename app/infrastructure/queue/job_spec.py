@@ -24,7 +24,8 @@ from app.infrastructure.queue.errors import (
 )
 from app.infrastructure.queue.job_paths import JobRegistry
 from app.infrastructure.queue.keys import check_job_id
-from app.infrastructure.queue.port import MAX_SECONDS, JobRequest, RetryPolicy
+from app.infrastructure.queue.port import MAX_SECONDS, OPTION_NAMES, JobRequest, RetryPolicy
+from app.infrastructure.queue.schema import pack_record
 from app.infrastructure.queue.serialization import Serializer, find_unserializable_key
 
 MAX_META_BYTES = 16 * 1024
@@ -45,7 +46,7 @@ class JobSpec(NamedTuple):
 
     job_id: str
     explicit_id: bool
-    path: str
+    job_name: str
     params: Mapping[str, Any]
     queue: str
     data: bytes
@@ -88,36 +89,37 @@ class JobSpecBuilder:
             UnknownJobError, InvalidParamsError, SerializationError, PayloadTooLargeError,
             InvalidOptionError, InvalidJobIdError: what was wrong, named.
         """
-        path = self.registry.resolve(request.job_name)
-        params = _check_params(path, request.params)
-        queue = self._queue(request.priority)
-        data = self._serialize(path, params)
-        depends_on = _check_depends_on(request.depends_on) if request.depends_on is not None else ()
-        scheduled = request.delay is not None or request.at is not None
-        run_at = _check_schedule(request.delay, request.at, now) if scheduled else None
+        job_name = self.registry.resolve(request.job_name)
+        params = _check_params(job_name, request.params)
+        options = request.options
+        if options and not OPTION_NAMES.issuperset(options):
+            name = min(set(options) - OPTION_NAMES)
+            raise InvalidOptionError(name, options[name], "is not an enqueue option")
+        get = options.get
+        depends_on = _check_depends_on(get("depends_on"))
+        run_at = _check_schedule(get("delay"), get("at"), now)
         if depends_on and run_at is not None:
             raise InvalidOptionError("depends_on", depends_on, "cannot be combined with delay or at")
-        meta = _check_meta(request.meta) if request.meta is not None else {}
+        meta = _check_meta(get("meta"))
+        job_id = get("job_id")
         settings = self.settings
         return JobSpec(
-            check_job_id(request.job_id) if request.job_id is not None else os.urandom(16).hex(),
-            request.job_id is not None,
-            path,
-            params,
-            queue,
-            data,
-            describe(path, params),
-            _seconds("timeout", request.timeout, settings.job_timeout),
-            _seconds("result_ttl", request.result_ttl, settings.result_ttl),
-            _seconds("failure_ttl", request.failure_ttl, settings.failure_ttl),
-            None
-            if request.ttl is None and settings.ttl is None
-            else _seconds("ttl", request.ttl, settings.ttl),
-            tuple(self._retry(request.retry).intervals()),
-            run_at,
-            depends_on,
-            meta,
-            self.serializer.dumps(meta) if meta else None,
+            job_id=check_job_id(job_id) if job_id is not None else os.urandom(16).hex(),
+            explicit_id=job_id is not None,
+            job_name=job_name,
+            params=params,
+            queue=self._queue(get("priority", "default")),
+            data=self._serialize(job_name, params),
+            description=describe(job_name, params),
+            timeout=_seconds("timeout", get("timeout"), settings.job_timeout),
+            result_ttl=_seconds("result_ttl", get("result_ttl"), settings.result_ttl),
+            failure_ttl=_seconds("failure_ttl", get("failure_ttl"), settings.failure_ttl),
+            ttl=_optional_seconds("ttl", get("ttl"), settings.ttl),
+            retry_intervals=tuple(self._retry(get("retry")).intervals()),
+            run_at=run_at,
+            depends_on=depends_on,
+            meta=meta,
+            meta_blob=self.serializer.dumps(meta) if meta else None,
         )
 
     def _queue(self, priority: object) -> str:
@@ -126,14 +128,14 @@ class JobSpecBuilder:
             raise InvalidOptionError("priority", priority, f"must be one of {', '.join(PRIORITIES)}")
         return queue
 
-    def _serialize(self, path: str, params: dict[str, Any]) -> bytes:
+    def _serialize(self, job_name: str, params: dict[str, Any]) -> bytes:
         try:
-            raw = self.serializer.dumps((path, None, (), params))
+            raw = self.serializer.dumps((job_name, None, (), params))
         except Exception as exc:
             key = find_unserializable_key(self.serializer, params)
-            raise SerializationError(path, f"{type(exc).__name__}: {exc}", key) from exc
+            raise SerializationError(job_name, f"{type(exc).__name__}: {exc}", key) from exc
         if len(raw) > self.settings.max_payload_bytes:
-            raise PayloadTooLargeError(path, len(raw), self.settings.max_payload_bytes)
+            raise PayloadTooLargeError(job_name, len(raw), self.settings.max_payload_bytes)
         return compress(raw)
 
     def _retry(self, retry: object) -> RetryPolicy:
@@ -160,10 +162,10 @@ def compress(raw: bytes) -> bytes:
     return zlib.compress(raw, 1) if len(raw) >= COMPRESS_FROM else raw
 
 
-def describe(path: str, params: Mapping[str, Any]) -> str:
-    """rq's description format, `path(k=v, ...)`, with each value's repr bounded."""
+def describe(job_name: str, params: Mapping[str, Any]) -> str:
+    """rq's description format, `job_name(k=v, ...)`, with each value's repr bounded."""
     args = ", ".join(sorted(f"{k}={_short_repr(v)}" for k, v in params.items()))
-    return f"{path}({args})"
+    return f"{job_name}({args})"
 
 
 def _short_repr(value: Any) -> str:
@@ -175,16 +177,16 @@ def _short_repr(value: Any) -> str:
     return _describe.repr(value)
 
 
-def _check_params(path: str, params: object) -> dict[str, Any]:
+def _check_params(job_name: str, params: object) -> dict[str, Any]:
     if type(params) is dict and all(type(key) is str for key in params):
         return dict(params)
-    if params is None:
-        return {}
     if not isinstance(params, Mapping):
-        raise InvalidParamsError(path, f"must be a mapping of str keys, not {type(params).__name__}")
+        raise InvalidParamsError(
+            job_name, f"must be a mapping of str keys (omit it for none), not {type(params).__name__}"
+        )
     for key in params:
         if not isinstance(key, str):
-            raise InvalidParamsError(path, f"keys must be str, got {key!r} ({type(key).__name__})", key)
+            raise InvalidParamsError(job_name, f"keys must be str, got {key!r} ({type(key).__name__})", key)
     return dict(params)
 
 
@@ -198,6 +200,8 @@ def _check_depends_on(depends_on: object) -> tuple[str, ...]:
 
 
 def _check_schedule(delay: object, at: object, now: float) -> float | None:
+    if delay is None and at is None:
+        return None
     if delay is not None and at is not None:
         raise InvalidOptionError("delay", delay, "give delay or at, not both")
     if delay is not None:
@@ -231,6 +235,10 @@ def _check_meta(meta: object) -> dict[str, Any]:
     return dict(meta)
 
 
+def _optional_seconds(option: str, value: object, default: int | None) -> int | None:
+    return None if value is None and default is None else _seconds(option, value, default)
+
+
 def _seconds(option: str, value: object, default: int | None) -> int:
     if value is None and default is not None:
         return default
@@ -258,3 +266,28 @@ def _check_policy(policy: RetryPolicy) -> None:
 
 def _finite(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def spec_record(spec: JobSpec, stamp: str, trace: str = "") -> list[Any]:
+    """The job as the enqueue scripts read it (`schema.JOB_RECORD`, then its dependencies).
+
+    `stamp` is the enqueue time in rq's format, `trace` the producer's trace context ('' = none).
+    """
+    intervals = spec.retry_intervals
+    return pack_record(
+        job_id=spec.job_id,
+        queue=spec.queue,
+        run_at="" if spec.run_at is None else repr(spec.run_at),
+        ttl=spec.ttl or "",
+        stamp=stamp,
+        data=spec.data,
+        description=spec.description,
+        timeout=spec.timeout,
+        result_ttl=spec.result_ttl,
+        failure_ttl=spec.failure_ttl,
+        retries=len(intervals),
+        retry_intervals="[" + ",".join(map(repr, intervals)) + "]",
+        meta=spec.meta_blob or b"",
+        trace=trace,
+        depends_on=spec.depends_on,
+    )

@@ -1,60 +1,39 @@
 """`InMemoryQueue`: the `JobQueue` port without Redis, for the application's own unit tests.
 
-It records what was enqueued and runs jobs inline when asked (`run_pending()`), or at once
-(`run_inline=True`). It validates with the same `JobSpecBuilder` as `RQQueue` and follows the
-same rules (idempotency keys, dependencies, retries with backoff, cancel, progress, TTLs); a
-contract suite runs one set of cases against both. Time is a clock you can move (`advance`).
+It is the real thing on an in-memory store: requests are validated by the same `JobSpecBuilder`,
+stored in rq's job hash fields by `MemoryStore` (which follows the schema's transitions as the
+scripts do), run by the worker's own `JobRunner`, settled by the worker's own `settle` (retries,
+backoff, permanent errors), and read back through the same `job_view`. A contract suite runs one
+set of cases against this and `RQQueue`. Jobs run when asked (`run_pending()`), or at once
+(`run_inline=True`), in the calling thread. Time is a clock you can move (`advance`).
 """
 
 from __future__ import annotations
 
 import time
-import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from app.config import PRIORITIES, Settings
-from app.infrastructure.queue.errors import (
-    DependencyError,
-    JobNotFoundError,
-    JobStateError,
-    WaitTimeoutError,
-)
-from app.infrastructure.queue.import_utils import import_callable
+from app.infrastructure.queue.errors import JobNotFoundError, JobStateError, WaitTimeoutError
 from app.infrastructure.queue.job_paths import JobRegistry
 from app.infrastructure.queue.job_spec import JobSpec, JobSpecBuilder
 from app.infrastructure.queue.keys import check_job_id
-from app.infrastructure.queue.port import JobRequest, JobStatus, JobView, Priority, Progress, RetryPolicy
-from app.infrastructure.queue.record import summarize_error
-from app.infrastructure.queue.serialization import make_serializer
+from app.infrastructure.queue.memory_store import MemoryStore
+from app.infrastructure.queue.port import NO_PARAMS, JobRequest, JobView
+from app.infrastructure.queue.record import JobRecord
+from app.infrastructure.queue.schema import Ending
+from app.infrastructure.queue.store import Claim, ProgressSink, new_execution_id
+from app.infrastructure.queue.views import job_view
 
-_LIVE = frozenset(
-    {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.STARTED, JobStatus.FINISHED}
-)
-_DOOMED = frozenset({JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED})
+if TYPE_CHECKING:
+    from typing import Unpack
 
-
-@dataclass
-class _Job:
-    spec: JobSpec
-    status: JobStatus
-    enqueued_at: float
-    run_at: float | None = None
-    attempts: int = 0
-    retries_left: int = 0
-    started_at: float | None = None
-    ended_at: float | None = None
-    result: Any = None
-    error: str | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
-    expires_at: float | None = None
-    waiting_on: set[str] = field(default_factory=set)
+    from app.infrastructure.queue.port import EnqueueOptions
 
 
 class InMemoryQueue:
-    """A `JobQueue` in a dict. `enqueued` lists every created job's spec, in order."""
+    """A `JobQueue` in memory. `enqueued` lists every created job's spec, in order."""
 
     def __init__(
         self,
@@ -64,16 +43,18 @@ class InMemoryQueue:
         run_inline: bool = False,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        self.settings = settings or Settings.from_env()
-        self.registry = registry or JobRegistry(extra=self.settings.extra_jobs)
-        self.serializer = make_serializer(self.settings.serializer)
+        from app import bootstrap  # the composition root builds what was not given (it imports us)
+
+        self.settings = settings if settings is not None else bootstrap.default_settings()
+        self.registry = registry or bootstrap.registry_for(self.settings)
+        self.serializer = bootstrap.serializer_for(self.settings)
         self.run_inline = run_inline
         self._builder = JobSpecBuilder(self.settings, self.registry, self.serializer)
         self._offset = 0.0
         self._clock = clock or time.time
-        self._jobs: dict[str, _Job] = {}
-        self._order: list[str] = []
+        self.store = MemoryStore([self.settings.queue_for(p) for p in PRIORITIES], self.now)
         self.enqueued: list[JobSpec] = []
+        self._runner: Any = None
 
     def now(self) -> float:
         return self._clock() + self._offset
@@ -83,77 +64,27 @@ class InMemoryQueue:
         self._offset += seconds
 
     def enqueue(
-        self,
-        job_name: str,
-        params: Mapping[str, Any] | None = None,
-        *,
-        priority: Priority = "default",
-        delay: timedelta | float | None = None,
-        at: datetime | None = None,
-        retry: int | RetryPolicy | None = None,
-        timeout: float | None = None,
-        result_ttl: int | None = None,
-        failure_ttl: int | None = None,
-        ttl: int | None = None,
-        job_id: str | None = None,
-        depends_on: str | Sequence[str] | None = None,
-        meta: Mapping[str, Any] | None = None,
+        self, job_name: str, params: Mapping[str, Any] = NO_PARAMS, **options: Unpack[EnqueueOptions]
     ) -> str:
         """See `JobQueue.enqueue`."""
-        request = JobRequest(
-            job_name,
-            params if params is not None else {},
-            priority,
-            delay,
-            at,
-            retry,
-            timeout,
-            result_ttl,
-            failure_ttl,
-            ttl,
-            job_id,
-            depends_on,
-            meta,
-        )
-        return self.enqueue_many([request])[0]
+        return self.enqueue_many([JobRequest(job_name, params, **options)])[0]
 
     def enqueue_many(self, requests: Iterable[JobRequest]) -> list[str]:
         """See `JobQueue.enqueue_many`: validated first, then written all or nothing."""
         now = self.now()
         specs = [self._builder.build(request, now) for request in requests]
-        pending: dict[str, JobStatus] = {}
-        for spec in specs:
-            if not self._is_live(spec.job_id) and spec.job_id not in pending:
-                pending[spec.job_id] = self._check_dependencies(spec, pending)
-        for spec in specs:
-            if spec.job_id in pending:
-                self._create(spec, now, pending.pop(spec.job_id))
+        self.enqueued += self.store.create(specs)
         if self.run_inline:
             self.run_pending()
         return [spec.job_id for spec in specs]
 
     def get(self, job_id: str) -> JobView:
         """See `JobQueue.get`."""
-        job = self._job(job_id)
-        spec = job.spec
-        progress = job.meta.get("progress")
-        return JobView(
-            id=spec.job_id,
-            job_name=spec.path,
-            status=job.status,
-            queue=spec.queue,
-            params=dict(spec.params),
-            attempts=job.attempts,
-            max_attempts=spec.max_attempts,
-            enqueued_at=_time(job.enqueued_at),
-            started_at=_time(job.started_at),
-            ended_at=_time(job.ended_at),
-            result=job.result if job.status is JobStatus.FINISHED else None,
-            error=None if job.status is JobStatus.FINISHED else summarize_error(job.error),
-            progress=Progress(**progress) if isinstance(progress, dict) else None,
-            meta=dict(job.meta),
-            worker=None,
-        )
+        found = self.store.read(check_job_id(job_id))
+        if found is None:
+            raise JobNotFoundError(job_id)
+        fields, result = found
+        return job_view(JobRecord(job_id, fields), result, self.serializer, self.settings.max_payload_bytes)
 
     def wait(self, job_id: str, timeout: float) -> JobView:
         """Runs pending jobs (this is the worker), then as `JobQueue.wait`; time does not pass."""
@@ -165,152 +96,46 @@ class InMemoryQueue:
 
     def cancel(self, job_id: str) -> None:
         """See `JobQueue.cancel`."""
-        job = self._job(job_id)
-        if job.status not in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
-            raise JobStateError(job_id, job.status.value, "cancel")
-        self._end(job, JobStatus.CANCELED, None)
+        self.store.cancel(check_job_id(job_id))
 
     def stop(self, job_id: str) -> None:
         """In memory a job is never running between calls: stopping is always too late or too early."""
-        job = self._job(job_id)
-        raise JobStateError(job_id, job.status.value, "stop")
+        raise JobStateError(job_id, self.get(job_id).status.value, "stop")
 
     def run_pending(self) -> int:
         """Run every job that is queued or due, highest priority first, until none is left."""
         ran = 0
-        while (job := self._next_runnable()) is not None:
-            self._run(job)
+        while (claim := self.store.claim(new_execution_id()).claim()) is not None:
+            self._run(claim)
             ran += 1
         return ran
 
-    # -- internals ----------------------------------------------------------------------------
+    def _run(self, claim: Claim) -> None:
+        from app.worker.execution import settle  # the worker's own rules; it imports us for tests
 
-    def _job(self, job_id: str) -> _Job:
-        check_job_id(job_id)
-        job = self._jobs.get(job_id)
-        if job is None or (job.expires_at is not None and self.now() >= job.expires_at):
-            raise JobNotFoundError(job_id)
-        return job
+        outcome = self._job_runner().run(claim)
+        ending, retry_at = settle(claim.record, outcome, self.now())
+        if ending is Ending.FINISHED:
+            self.store.finish(claim, outcome.return_blob, None)
+        else:
+            self.store.fail(claim, ending, retry_at, outcome.error)
 
-    def _is_live(self, job_id: str) -> bool:
-        try:
-            return self._job(job_id).status in _LIVE
-        except JobNotFoundError:
-            return False
+    def _job_runner(self) -> Any:
+        if self._runner is None:
+            from app.worker.execution import JobRunner
+            from app.worker.preflight import resolve_jobs
 
-    def _check_dependencies(self, spec: JobSpec, pending: Mapping[str, JobStatus]) -> JobStatus:
-        waiting = False
-        for dep in spec.depends_on:
-            status = pending.get(dep)
-            if status is None:
-                try:
-                    status = self._job(dep).status
-                except JobNotFoundError:
-                    raise DependencyError(spec.job_id, dep, None) from None
-            if status in _DOOMED:
-                raise DependencyError(spec.job_id, dep, status.value)
-            waiting = waiting or status is not JobStatus.FINISHED
-        if waiting:
-            return JobStatus.DEFERRED
-        return JobStatus.SCHEDULED if spec.run_at is not None else JobStatus.QUEUED
+            functions, _ = resolve_jobs(self.registry)  # a broken path fails its jobs, as in a worker
+            self._runner = JobRunner(
+                self.settings, self.registry, self.serializer, functions, self._progress, timeouts=False
+            )
+        return self._runner
 
-    def _create(self, spec: JobSpec, now: float, status: JobStatus) -> None:
-        waiting = {d for d in spec.depends_on if self._status_or_none(d) is not JobStatus.FINISHED}
-        job = _Job(
-            spec,
-            status,
-            now,
-            run_at=spec.run_at,
-            retries_left=len(spec.retry_intervals),
-            meta=dict(spec.meta),
-            waiting_on=waiting,
-        )
-        if spec.ttl is not None:
-            job.expires_at = now + spec.ttl
-        self._jobs[spec.job_id] = job
-        if spec.job_id in self._order:
-            self._order.remove(spec.job_id)
-        self._order.append(spec.job_id)
-        self.enqueued.append(spec)
-
-    def _status_or_none(self, job_id: str) -> JobStatus | None:
-        try:
-            return self._job(job_id).status
-        except JobNotFoundError:
-            return None
-
-    def _next_runnable(self) -> _Job | None:
-        now = self.now()
-        for job_id in self._order:
-            job = self._jobs[job_id]
-            if job.status is JobStatus.SCHEDULED and job.run_at is not None and job.run_at <= now:
-                job.status = JobStatus.QUEUED
-        queued = [self._jobs[i] for i in self._order if self._jobs[i].status is JobStatus.QUEUED]
-        queued = [job for job in queued if job.expires_at is None or job.expires_at > now]
-        if not queued:
-            return None
-        return min(queued, key=lambda job: PRIORITIES.index(_priority(self.settings, job.spec.queue)))
-
-    def _run(self, job: _Job) -> None:
-        # Here this queue is the worker: it sets the same job context job code reads.
-        from app.worker.runtime import JobContext, PermanentError, running
-
-        job.status, job.attempts, job.started_at, job.expires_at = (
-            JobStatus.STARTED,
-            job.attempts + 1,
-            self.now(),
-            None,
-        )
-
+    def _progress(self, claim: Claim) -> ProgressSink:
         def sink(done: int, total: int, message: str) -> None:
-            job.meta["progress"] = {"done": done, "total": total, "message": message}
+            found = self.store.read(claim.job_id)
+            meta = JobRecord(claim.job_id, found[0]).load_meta(self.serializer) if found else {}
+            meta["progress"] = {"done": done, "total": total, "message": message}
+            self.store.write_meta(claim.job_id, self.serializer.dumps(meta))
 
-        context = JobContext(
-            job.spec.job_id, job.spec.path, job.spec.queue, job.attempts, self.settings, sink
-        )
-        params = self.serializer.loads(self.serializer.dumps(dict(job.spec.params)))
-        try:
-            with running(context):
-                value = import_callable(job.spec.path)(**params)
-        except PermanentError:
-            self._end(job, JobStatus.FAILED, traceback.format_exc())
-            return
-        except Exception:
-            self._retry_or_fail(job, traceback.format_exc())
-            return
-        job.result = self.serializer.loads(self.serializer.dumps(value)) if value is not None else None
-        self._end(job, JobStatus.FINISHED, None)
-
-    def _retry_or_fail(self, job: _Job, error: str) -> None:
-        if job.retries_left <= 0:
-            self._end(job, JobStatus.FAILED, error)
-            return
-        intervals = job.spec.retry_intervals
-        wait = intervals[max(len(intervals) - job.retries_left, 0)]
-        job.retries_left -= 1
-        job.error, job.ended_at = error, self.now()
-        job.status = JobStatus.SCHEDULED if wait > 0 else JobStatus.QUEUED
-        job.run_at = self.now() + wait
-        self._order.remove(job.spec.job_id)
-        self._order.append(job.spec.job_id)
-
-    def _end(self, job: _Job, status: JobStatus, error: str | None) -> None:
-        job.status, job.error, job.ended_at = status, error, self.now()
-        ttl = job.spec.result_ttl if status is JobStatus.FINISHED else job.spec.failure_ttl
-        job.expires_at = self.now() + ttl
-        for other in self._jobs.values():
-            if job.spec.job_id in other.waiting_on and other.status is JobStatus.DEFERRED:
-                if status is JobStatus.FINISHED:
-                    other.waiting_on.discard(job.spec.job_id)
-                    if not other.waiting_on:
-                        other.status = JobStatus.QUEUED
-                else:
-                    self._end(other, JobStatus.CANCELED, f"dependency {job.spec.job_id} did not finish")
-
-
-def _priority(settings: Settings, queue: str) -> str:
-    return PRIORITIES[settings.queue_names.index(queue)] if queue in settings.queue_names else "default"
-
-
-def _time(epoch: float | None) -> datetime | None:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc) if epoch is not None else None
+        return sink

@@ -11,35 +11,28 @@ import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import Enum
 from types import MappingProxyType
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict
+
+from app.infrastructure.queue.schema import MAX_SECONDS, JobStatus
+
+if TYPE_CHECKING:
+    from typing import Unpack
+
+__all__ = [
+    "MAX_SECONDS",
+    "EnqueueOptions",
+    "JobQueue",
+    "JobRequest",
+    "JobStatus",
+    "JobView",
+    "Priority",
+    "Progress",
+    "RetryPolicy",
+]
 
 Priority = Literal["high", "default", "low"]
-
-#: The longest timeout or TTL a job may have (ten years). Past this, timers overflow (`signal.alarm`,
-#: `select`): the producer refuses more, and a worker reads more (written by anyone) as unset.
-MAX_SECONDS = 10 * 365 * 24 * 3600
-
-
-class JobStatus(str, Enum):
-    """Where a job is in its life. The last four are final."""
-
-    QUEUED = "queued"
-    SCHEDULED = "scheduled"
-    DEFERRED = "deferred"
-    STARTED = "started"
-    FINISHED = "finished"
-    FAILED = "failed"
-    CANCELED = "canceled"
-    STOPPED = "stopped"
-
-    @property
-    def is_final(self) -> bool:
-        return self in _FINAL
-
-
-_FINAL = frozenset({JobStatus.FINISHED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.STOPPED})
+NO_PARAMS: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(frozen=True)
@@ -82,22 +75,43 @@ class Progress:
         return min(1.0, self.done / self.total) if self.total > 0 else 0.0
 
 
-class JobRequest(NamedTuple):
-    """One job to enqueue: what `enqueue()` takes, as a value (used by `enqueue_many`)."""
+class EnqueueOptions(TypedDict, total=False):
+    """The options of one enqueue: every one keyword-only, never mixed with the job's params.
+
+    The one list of them: `enqueue(..., **options)` and `JobRequest(..., **options)` take these
+    names, and anything else is refused (`InvalidOptionError`). Defaults: the queue README.
+    """
+
+    priority: Priority
+    delay: timedelta | float | None
+    at: datetime | None
+    retry: int | RetryPolicy | None
+    timeout: float | None
+    result_ttl: int | None
+    failure_ttl: int | None
+    ttl: int | None
+    job_id: str | None
+    depends_on: str | Sequence[str] | None
+    meta: Mapping[str, Any] | None
+
+
+OPTION_NAMES = frozenset(EnqueueOptions.__optional_keys__)
+
+
+@dataclass(frozen=True, init=False)
+class JobRequest:
+    """One job to enqueue, as a value (for `enqueue_many`): `JobRequest(name, params, priority=...)`."""
 
     job_name: str
-    params: Mapping[str, Any] = MappingProxyType({})
-    priority: Priority = "default"
-    delay: timedelta | float | None = None
-    at: datetime | None = None
-    retry: int | RetryPolicy | None = None
-    timeout: float | None = None
-    result_ttl: int | None = None
-    failure_ttl: int | None = None
-    ttl: int | None = None
-    job_id: str | None = None
-    depends_on: str | Sequence[str] | None = None
-    meta: Mapping[str, Any] | None = None
+    params: Mapping[str, Any]
+    options: Mapping[str, Any]
+
+    def __init__(
+        self, job_name: str, params: Mapping[str, Any] = NO_PARAMS, **options: Unpack[EnqueueOptions]
+    ) -> None:
+        object.__setattr__(self, "job_name", job_name)
+        object.__setattr__(self, "params", params)
+        object.__setattr__(self, "options", MappingProxyType(options))
 
 
 @dataclass(frozen=True)
@@ -129,21 +143,7 @@ class JobQueue(Protocol):
     """Enqueue work now, run it in a worker, look at it later. The application's only dependency."""
 
     def enqueue(
-        self,
-        job_name: str,
-        params: Mapping[str, Any] | None = None,
-        *,
-        priority: Priority = "default",
-        delay: timedelta | float | None = None,
-        at: datetime | None = None,
-        retry: int | RetryPolicy | None = None,
-        timeout: float | None = None,
-        result_ttl: int | None = None,
-        failure_ttl: int | None = None,
-        ttl: int | None = None,
-        job_id: str | None = None,
-        depends_on: str | Sequence[str] | None = None,
-        meta: Mapping[str, Any] | None = None,
+        self, job_name: str, params: Mapping[str, Any] = NO_PARAMS, **options: Unpack[EnqueueOptions]
     ) -> str:
         """Enqueue one job and return its id (an existing job's id for a live idempotency key)."""
         ...

@@ -16,7 +16,8 @@ from functools import cached_property
 from typing import Any
 
 from app.infrastructure.queue.errors import PayloadError, SignatureError
-from app.infrastructure.queue.port import MAX_SECONDS, JobStatus, Progress
+from app.infrastructure.queue.port import Progress
+from app.infrastructure.queue.schema import MAX_SECONDS, Field, JobStatus
 from app.infrastructure.queue.serialization import Serializer, decompress_bounded
 
 _RQ_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -57,6 +58,32 @@ def parse_rq_time(raw: bytes | str | None) -> datetime | None:
     return None
 
 
+class _B:
+    """The job hash's field names as Redis returns them (bytes), from `schema.Field`."""
+
+    ATTEMPTS = Field.ATTEMPTS.encode()
+    DATA = Field.DATA.encode()
+    DEPENDENCY_IDS = Field.DEPENDENCY_IDS.encode()
+    DESCRIPTION = Field.DESCRIPTION.encode()
+    ENDED_AT = Field.ENDED_AT.encode()
+    ENQUEUED_AT = Field.ENQUEUED_AT.encode()
+    EXC_INFO = Field.EXC_INFO.encode()
+    FAILURE_CALLBACK = Field.FAILURE_CALLBACK.encode()
+    META = Field.META.encode()
+    ORIGIN = Field.ORIGIN.encode()
+    REASON = Field.REASON.encode()
+    RESULT_TTL = Field.RESULT_TTL.encode()
+    RETRIES_LEFT = Field.RETRIES_LEFT.encode()
+    RETRY_INTERVALS = Field.RETRY_INTERVALS.encode()
+    STARTED_AT = Field.STARTED_AT.encode()
+    STATUS = Field.STATUS.encode()
+    STOPPED_CALLBACK = Field.STOPPED_CALLBACK.encode()
+    SUCCESS_CALLBACK = Field.SUCCESS_CALLBACK.encode()
+    TIMEOUT = Field.TIMEOUT.encode()
+    TRACE = Field.TRACE.encode()
+    WORKER_NAME = Field.WORKER_NAME.encode()
+
+
 class JobRecord:
     """The fields of `rq:job:<id>`, decoded on first read.
 
@@ -68,55 +95,51 @@ class JobRecord:
         self.id = job_id
         self.fields = fields
 
-    @classmethod
-    def from_hash(cls, job_id: str, fields: Mapping[bytes, bytes]) -> JobRecord:
-        return cls(job_id, fields)
-
     def _text(self, name: bytes) -> str | None:
         raw = self.fields.get(name)
         return raw.decode(errors="replace") if raw else None
 
     @cached_property
     def status(self) -> str:
-        return self._text(b"status") or "queued"
+        return self._text(_B.STATUS) or JobStatus.QUEUED.value
 
     @cached_property
     def origin(self) -> str:
-        return self._text(b"origin") or ""
+        return self._text(_B.ORIGIN) or ""
 
     @property
     def data(self) -> bytes:
-        return self.fields.get(b"data") or b""
+        return self.fields.get(_B.DATA) or b""
 
     @cached_property
     def description(self) -> str:
-        return self._text(b"description") or ""
+        return self._text(_B.DESCRIPTION) or ""
 
     @property
     def worker_name(self) -> str | None:
-        return self._text(b"worker_name")
+        return self._text(_B.WORKER_NAME)
 
     @cached_property
     def timeout(self) -> int | None:
         """Seconds the job may run; None (the worker's default) when unset or out of range."""
-        value = _optional_int(self.fields.get(b"timeout"))
+        value = _optional_int(self.fields.get(_B.TIMEOUT))
         return value if value is not None and 0 < value <= MAX_SECONDS else None
 
     @cached_property
     def result_ttl(self) -> int:
-        return _int(self.fields.get(b"result_ttl"), 500)
+        return _int(self.fields.get(_B.RESULT_TTL), 500)
 
     @cached_property
     def retries_left(self) -> int:
-        return _int(self.fields.get(b"retries_left"), 0)
+        return _int(self.fields.get(_B.RETRIES_LEFT), 0)
 
     @cached_property
     def retry_intervals(self) -> tuple[float, ...]:
-        return tuple(json.loads(self.fields.get(b"retry_intervals") or b"[]"))
+        return tuple(json.loads(self.fields.get(_B.RETRY_INTERVALS) or b"[]"))
 
     @property
     def attempts(self) -> int:
-        return _int(self.fields.get(b"taskq_attempts"), 0)
+        return _int(self.fields.get(_B.ATTEMPTS), 0)
 
     @property
     def max_attempts(self) -> int:
@@ -124,46 +147,51 @@ class JobRecord:
 
     @property
     def meta_blob(self) -> bytes | None:
-        return self.fields.get(b"meta") or None
+        return self.fields.get(_B.META) or None
 
     @property
     def exc_info(self) -> bytes | None:
-        return self.fields.get(b"exc_info") or None
+        return self.fields.get(_B.EXC_INFO) or None
 
     @property
     def reason(self) -> str | None:
-        return self._text(b"taskq_reason")
+        return self._text(_B.REASON)
 
     @property
     def has_dependencies(self) -> bool:
-        return bool(self.fields.get(b"dependency_ids"))
+        return bool(self.fields.get(_B.DEPENDENCY_IDS))
 
     @cached_property
     def callbacks(self) -> tuple[str, ...]:
-        names = (b"success_callback_name", b"failure_callback_name", b"stopped_callback_name")
+        names = (_B.SUCCESS_CALLBACK, _B.FAILURE_CALLBACK, _B.STOPPED_CALLBACK)
         return tuple(name for name in (self._text(field) for field in names) if name)
 
     @property
     def enqueued_at(self) -> datetime | None:
-        return parse_rq_time(self.fields.get(b"enqueued_at"))
+        return parse_rq_time(self.fields.get(_B.ENQUEUED_AT))
 
     @property
     def started_at(self) -> datetime | None:
-        return parse_rq_time(self.fields.get(b"started_at"))
+        return parse_rq_time(self.fields.get(_B.STARTED_AT))
 
     @property
     def ended_at(self) -> datetime | None:
-        return parse_rq_time(self.fields.get(b"ended_at"))
+        return parse_rq_time(self.fields.get(_B.ENDED_AT))
 
     @property
     def trace(self) -> str | None:
         """The producer's trace context (`app.tracing`), None when it had none."""
-        return self._text(b"taskq_trace")
+        return self._text(_B.TRACE)
+
+    @property
+    def job_name(self) -> str:
+        """The job's name (import path), as its description starts with it: nothing is unpickled."""
+        return self.description.partition("(")[0]
 
     def load_call(
         self, serializer: Serializer, limit: int
     ) -> tuple[str, Any, tuple[Any, ...], dict[str, Any]]:
-        """(function path, instance, args, kwargs), checked before anything is unpickled.
+        """(job name, instance, args, kwargs), checked before anything is unpickled.
 
         Raises:
             SignatureError: signing is on and the data is not signed with a configured key.
@@ -171,14 +199,14 @@ class JobRecord:
         """
         raw = decompress_bounded(self.id, self.data, limit)
         try:
-            func_name, instance, args, kwargs = serializer.loads(raw)
+            job_name, instance, args, kwargs = serializer.loads(raw)
         except SignatureError as exc:
             raise SignatureError(self.id, str(exc).partition(": ")[2] or str(exc)) from exc
         except Exception as exc:
             raise PayloadError(self.id, f"job data does not decode: {type(exc).__name__}") from exc
-        if not isinstance(func_name, str) or not isinstance(kwargs, dict):
+        if not isinstance(job_name, str) or not isinstance(kwargs, dict):
             raise PayloadError(self.id, "job data is not (function, instance, args, kwargs)")
-        return func_name, instance, tuple(args or ()), kwargs
+        return job_name, instance, tuple(args or ()), kwargs
 
     def load_meta(self, serializer: Serializer) -> dict[str, Any]:
         """The job's meta; unreadable or unsigned meta reads as empty (it is never trusted)."""

@@ -11,38 +11,39 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
 from app import tracing
 from app.config import Settings
-from app.infrastructure.queue import keys, scripts, telemetry
+from app.infrastructure.queue import keys, lua, telemetry
 from app.infrastructure.queue.errors import (
     DependencyError,
     InvalidOptionError,
     JobNotFoundError,
     JobStateError,
-    PayloadError,
     WaitTimeoutError,
 )
 from app.infrastructure.queue.job_paths import JobRegistry
-from app.infrastructure.queue.job_spec import JobSpec, JobSpecBuilder
-from app.infrastructure.queue.port import JobRequest, JobView, Priority, RetryPolicy
-from app.infrastructure.queue.record import (
-    JobRecord,
-    load_return_value,
-    progress_of,
-    rq_time,
-    summarize_error,
-    text,
-)
-from app.infrastructure.queue.serialization import make_serializer
+from app.infrastructure.queue.job_spec import JobSpec, JobSpecBuilder, spec_record
+from app.infrastructure.queue.port import NO_PARAMS, JobRequest, JobView
+from app.infrastructure.queue.record import JobRecord, rq_time, text
+from app.infrastructure.queue.schema import Field, JobStatus, packer
+from app.infrastructure.queue.serialization import Serializer
+from app.infrastructure.queue.views import job_view
 from app.infrastructure.redis.connection import Guard
 from app.infrastructure.redis.script import FastScript
 
+if TYPE_CHECKING:
+    from typing import Unpack
+
+    from app.infrastructure.queue.port import EnqueueOptions
+
 _WAIT_SLICE_MS = 500
+_enqueue_one_args = packer("enqueue_one")
+_enqueue_args = packer("enqueue")
+_cancel_args = packer("cancel")
 
 
 class RQQueue:
@@ -53,43 +54,31 @@ class RQQueue:
         redis_conn: redis.Redis,
         settings: Settings | None = None,
         registry: JobRegistry | None = None,
+        serializer: Serializer | None = None,
     ) -> None:
+        """`RQQueue(redis_conn)` takes its settings from the environment (through `app.bootstrap`)."""
         if redis_conn.connection_pool.connection_kwargs.get("decode_responses"):
             raise InvalidOptionError(
                 "redis_conn", "decode_responses=True", "rq stores bytes; pass a plain client"
             )
-        self.settings = settings or Settings.from_env()
-        self.registry = registry or JobRegistry(extra=self.settings.extra_jobs)
-        self.serializer = make_serializer(
-            self.settings.serializer, self.settings.signing_key, self.settings.old_signing_keys
-        )
+        from app import bootstrap  # the composition root builds what was not given (it imports us)
+
+        self.settings = settings if settings is not None else bootstrap.default_settings()
+        self.registry = registry or bootstrap.registry_for(self.settings)
+        self.serializer = serializer or bootstrap.serializer_for(self.settings)
         self.connection = redis_conn
         self._guard = Guard(redis_conn, self.settings.redis_retry_seconds)
         self._builder = JobSpecBuilder(self.settings, self.registry, self.serializer)
-        self._enqueue = FastScript(redis_conn, scripts.source("enqueue"))
-        self._enqueue_one = FastScript(redis_conn, scripts.source("enqueue_one"))
+        self._enqueue = FastScript(redis_conn, lua.source("enqueue"))
+        self._enqueue_one = FastScript(redis_conn, lua.source("enqueue_one"))
         self._registered: set[str] = set()  # queues this producer already added to rq:queues
-        self._cancel = redis_conn.register_script(scripts.source("cancel"))
+        self._cancel = redis_conn.register_script(lua.source("cancel"))
 
     def __repr__(self) -> str:
         return f"RQQueue({self._guard.where}, queues={self.settings.queue_names})"
 
     def enqueue(
-        self,
-        job_name: str,
-        params: Mapping[str, Any] | None = None,
-        *,
-        priority: Priority = "default",
-        delay: timedelta | float | None = None,
-        at: datetime | None = None,
-        retry: int | RetryPolicy | None = None,
-        timeout: float | None = None,
-        result_ttl: int | None = None,
-        failure_ttl: int | None = None,
-        ttl: int | None = None,
-        job_id: str | None = None,
-        depends_on: str | Sequence[str] | None = None,
-        meta: Mapping[str, Any] | None = None,
+        self, job_name: str, params: Mapping[str, Any] = NO_PARAMS, **options: Unpack[EnqueueOptions]
     ) -> str:
         """Enqueue `job_name(**params)` and return the job id.
 
@@ -99,25 +88,11 @@ class RQQueue:
         Raises:
             UnknownJobError, InvalidParamsError, SerializationError, PayloadTooLargeError,
             InvalidOptionError, InvalidJobIdError, DependencyError: bad input; nothing written.
-            QueueUnavailableError: Redis unreachable, timing out or full, after bounded retries.
+            QueueUnavailableError, QueueFullError: Redis unreachable, slow or full, after bounded
+            retries (retryable). QueuePermissionError: a wrong password or ACL (not retryable).
         """
-        request = JobRequest(
-            job_name,
-            params if params is not None else {},
-            priority,
-            delay,
-            at,
-            retry,
-            timeout,
-            result_ttl,
-            failure_ttl,
-            ttl,
-            job_id,
-            depends_on,
-            meta,
-        )
         now = time.time()
-        spec = self._builder.build(request, now)
+        spec = self._builder.build(JobRequest(job_name, params, **options), now)
         self._write([spec], now)
         return spec.job_id
 
@@ -142,19 +117,18 @@ class RQQueue:
         if len(specs) == 1 and not specs[0].depends_on:
             spec = specs[0]
             register = spec.queue not in self._registered
-            one = [
-                *_record(spec, stamp, trace)[:14],
-                "1" if spec.explicit_id else "0",
-                "1" if register else "0",
-            ]
-            reply = self._guard.call(lambda: self._enqueue_one(args=one))
+            _, args = _enqueue_one_args(
+                check_live="1" if spec.explicit_id else "0",
+                register="1" if register else "0",
+                job=spec_record(spec, stamp, trace),
+            )
+            reply = self._guard.call(lambda: self._enqueue_one(args=args))
             self._registered.add(spec.queue)
             if telemetry.log.isEnabledFor(logging.INFO):
                 telemetry.log_enqueued(specs, ["ok", *reply])
             return
-        args: list[Any] = [repr(now), len(specs)]
-        for spec in specs:
-            args += _record(spec, stamp, trace)
+        records = [value for spec in specs for value in spec_record(spec, stamp, trace)]
+        _, args = _enqueue_args(now=repr(now), count=len(specs), jobs=records)
         reply = self._guard.call(lambda: self._enqueue(args=args))
         if reply[0] == b"dependency":
             spec = specs[int(reply[1]) - 1]
@@ -181,7 +155,8 @@ class RQQueue:
         fields, results = self._guard.call(read)
         if not fields:
             raise JobNotFoundError(job_id)
-        return self._view(JobRecord.from_hash(job_id, fields), results[0][1] if results else {})
+        last = results[0][1] if results else {}
+        return job_view(JobRecord(job_id, fields), last, self.serializer, self.settings.max_payload_bytes)
 
     def wait(self, job_id: str, timeout: float) -> JobView:
         """Block until the job is final (finished, failed, canceled, stopped) and return its view.
@@ -209,7 +184,8 @@ class RQQueue:
         """
         keys.check_job_id(job_id)
         now = time.time()
-        reply = self._guard.call(lambda: self._cancel(args=[job_id, now, rq_time(now)]))
+        _, args = _cancel_args(job_id=job_id, now=repr(now), now_iso=rq_time(now))
+        reply = self._guard.call(lambda: self._cancel(args=args))
         if reply[0] == -1:
             raise JobNotFoundError(job_id)
         if reply[0] == 0:
@@ -224,14 +200,14 @@ class RQQueue:
         """
         keys.check_job_id(job_id)
         status, worker = self._guard.call(
-            lambda: self.connection.hmget(keys.job(job_id), ["status", "worker_name"])
+            lambda: self.connection.hmget(keys.job(job_id), [Field.STATUS, Field.WORKER_NAME])
         )
         if status is None:
             raise JobNotFoundError(job_id)
-        if status != b"started" or not worker:
+        if text(status) != JobStatus.STARTED.value or not worker:
             raise JobStateError(job_id, text(status), "stop")
         payload = json.dumps({"command": "stop-job", "job_id": job_id})
-        channel = f"rq:pubsub:{text(worker)}"
+        channel = keys.key("pubsub", text(worker))
         if not self._guard.call(lambda: self.connection.publish(channel, payload)):
             raise JobStateError(job_id, f"started on worker {text(worker)}, which is not listening", "stop")
 
@@ -244,61 +220,3 @@ class RQQueue:
             self.connection.xread({keys.results(job_id): since}, block=max(1, int(block_ms)), count=1)
 
         self._guard.call(block)
-
-    def _view(self, record: JobRecord, result: Mapping[bytes, bytes]) -> JobView:
-        try:
-            func_name, _, _, params = record.load_call(self.serializer, self.settings.max_payload_bytes)
-        except PayloadError:
-            func_name, params = record.description.partition("(")[0], {}
-        meta = record.load_meta(self.serializer)
-        status = record.view_status()
-        return JobView(
-            id=record.id,
-            job_name=func_name,
-            status=status,
-            queue=record.origin,
-            params=params,
-            attempts=record.attempts,
-            max_attempts=record.max_attempts,
-            enqueued_at=record.enqueued_at,
-            started_at=record.started_at,
-            ended_at=record.ended_at,
-            result=self._return_value(result) if status.value == "finished" else None,
-            error=None if status.value == "finished" else summarize_error(record.error_text()),
-            progress=progress_of(meta),
-            meta=meta,
-            worker=record.worker_name,
-        )
-
-    def _return_value(self, result: Mapping[bytes, bytes]) -> Any:
-        try:
-            return load_return_value(self.serializer, result.get(b"return_value"))
-        except Exception:
-            return None
-
-
-def _record(spec: JobSpec, stamp: str, trace: str = "") -> list[Any]:
-    """The job as the scripts read it (`read_job` in lua/lib_jobs.lua): values by position.
-
-    The scripts name the fields of rq's job hash; sending values only halves what every enqueue
-    packs, sends and parses. `trace` is the producer's trace context ('' without one).
-    """
-    intervals = spec.retry_intervals
-    return [
-        spec.job_id,
-        spec.queue,
-        "" if spec.run_at is None else repr(spec.run_at),
-        spec.ttl or "",
-        stamp,
-        spec.data,
-        spec.description,
-        spec.timeout,
-        spec.result_ttl,
-        spec.failure_ttl,
-        len(intervals),
-        "[" + ",".join(map(repr, intervals)) + "]",
-        spec.meta_blob or b"",
-        trace,
-        len(spec.depends_on),
-        *spec.depends_on,
-    ]

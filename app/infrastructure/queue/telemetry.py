@@ -25,7 +25,7 @@ def log_enqueued(specs: Sequence[JobSpec], reply: Sequence[Any]) -> None:
         fields = {
             "event": "enqueued" if created == 1 else "exists",
             "job_id": spec.job_id,
-            "job_name": spec.path,
+            "job_name": spec.job_name,
             "queue": spec.queue,
             "status": status,
         }

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 import redis
@@ -18,7 +19,8 @@ from redis.retry import Retry
 
 from app.config import Settings, redact_url
 from app.infrastructure.queue.errors import (
-    QueueError,
+    QueueBackendError,
+    QueueCommandError,
     QueueFullError,
     QueuePermissionError,
     QueueTimeoutError,
@@ -64,7 +66,7 @@ def describe(client: redis.Redis) -> str:
     )
 
 
-def translate(exc: redis.exceptions.RedisError, where: str) -> QueueError:
+def translate(exc: redis.exceptions.RedisError, where: str) -> QueueBackendError:
     """The error of our hierarchy for a redis-py error (the caller chains it with `from exc`)."""
     message = str(exc) or type(exc).__name__
     if isinstance(exc, redis.exceptions.AuthenticationError | redis.exceptions.NoPermissionError):
@@ -80,7 +82,18 @@ def translate(exc: redis.exceptions.RedisError, where: str) -> QueueError:
             wording in message for wording in _ACL_IN_SCRIPT
         ):
             return QueuePermissionError(where, message)
+        if not isinstance(exc, redis.exceptions.ReadOnlyError):
+            return QueueCommandError(where, message)
     return QueueUnavailableError(where, message)
+
+
+@contextmanager
+def translating(where: str) -> Iterator[None]:
+    """Run the block, turning any redis-py error into ours (`where` names the server, redacted)."""
+    try:
+        yield
+    except redis.exceptions.RedisError as exc:
+        raise translate(exc, where) from exc
 
 
 class Guard:

@@ -1,40 +1,32 @@
--- Record a failed attempt in one step: either a retry (queued again, or scheduled after its
--- backoff), a requeue (the worker shut down cold: no retry used), or a final failure (failed
--- registry and result; `stopped` for a stopped job).
--- KEYS[1] worker hash ('' for none).
--- ARGV[1] id, ARGV[2] queue, ARGV[3] execution id, ARGV[4] now epoch, ARGV[5] now (rq format),
--- ARGV[6] worker name, ARGV[7] outcome: 'retry' | 'requeue' | 'failed' | 'stopped',
--- ARGV[8] retry at epoch ('' = now), ARGV[9] error text (zlib), ARGV[10] error (base64 zlib).
+-- Record a failed attempt in one step, by its ending: a retry (queued again, or scheduled after
+-- its backoff), a requeue (not run to an end, say a cold shutdown: no retry used), or a final
+-- failure (failed registry and result; `stopped` for a stopped job).
 -- Returns the job's new status, or '' when the execution is no longer ours (applied, or reaped).
-local id, queue, exec_id = ARGV[1], ARGV[2], ARGV[3]
-local now, now_iso, worker, outcome = tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7]
-local key = job_key(id)
+local id, queue, ending = A.job_id, A.queue, A.ending
+local key = K.job(id)
 -- An execution the reaper already took back (its worker looked dead) is not ours to record.
-if not redis.call('ZSCORE', 'rq:wip:' .. queue, id .. ':' .. exec_id) then
-  return ''
-end
-end_execution(id, queue, exec_id, KEYS[1])
-if redis.call('EXISTS', key) == 0 then
-  return ''
-end
+if not redis.call('ZSCORE', K.started(queue), id .. ':' .. A.exec_id) then return '' end
+end_execution(id, queue, A.exec_id, A.worker_key)
+if redis.call('EXISTS', key) == 0 then return '' end
 
-redis.call('HSET', key, 'exc_info', ARGV[9], 'ended_at', now_iso)
-if outcome == 'requeue' then
-  redis.call('HSET', key, 'status', 'queued', 'enqueued_at', now_iso)
-  push_job(queue, id, true)
-  return 'queued'
+redis.call('HSET', key, F.exc_info, A.error, F.ended_at, A.now_iso)
+if ending == E.requeue then
+  back_to_queue(MOVE.requeue, id, queue, true, A.now_iso)
+  return S.queued
 end
-if outcome == 'retry' then
-  local left = tonumber(redis.call('HGET', key, 'retries_left')) or 0
-  redis.call('HSET', key, 'retries_left', math.max(left - 1, 0))
-  if ARGV[8] ~= '' then
-    redis.call('HSET', key, 'status', 'scheduled')
-    redis.call('ZADD', 'rq:scheduled:' .. queue, ARGV[8], id)
-    return 'scheduled'
+if ending == E.retry then
+  local left = tonumber(redis.call('HGET', key, F.retries_left)) or 0
+  redis.call('HSET', key, F.retries_left, math.max(left - 1, 0))
+  if A.retry_at ~= '' then
+    MOVE.retry(key, S.scheduled)
+    redis.call('ZADD', K.scheduled(queue), A.retry_at, id)
+    return S.scheduled
   end
-  redis.call('HSET', key, 'status', 'queued', 'enqueued_at', now_iso)
-  push_job(queue, id, redis.call('HGET', key, 'enqueue_at_front_on_retry') == '1')
-  return 'queued'
+  back_to_queue(MOVE.retry, id, queue, redis.call('HGET', key, F.at_front_on_retry) == '1', A.now_iso)
+  return S.queued
 end
-record_failure(id, queue, outcome, outcome == 'stopped' and '3' or '2', now, now_iso, ARGV[10], worker)
-return outcome
+if ending ~= E.failed and ending ~= E.stopped then error('taskq: unknown ending ' .. tostring(ending)) end
+local status = ending == E.stopped and S.stopped or S.failed
+local result = ending == E.stopped and RESULT.stopped or RESULT.failed
+record_failure(MOVE.fail, id, queue, status, result, tonumber(A.now), A.now_iso, A.error_b64, A.worker)
+return status

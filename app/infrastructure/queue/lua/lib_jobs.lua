@@ -1,83 +1,28 @@
--- Job lifecycle helpers: records, creation, dependencies, failures (all scripts but enqueue_one).
-
--- Read one job record from `args` at `pos` (the producer's positional format: id, queue, run_at,
--- ttl, stamp, data, description, timeout, result_ttl, failure_ttl, retries_left, retry_intervals,
--- meta, trace, n dependencies, their ids). Returns the job and the position after it.
-local function read_job(args, pos)
-  local ndeps = tonumber(args[pos + 14])
-  local job = {id = args[pos], queue = args[pos + 1], run_at = args[pos + 2], ttl = args[pos + 3], deps = {}}
-  for i = 1, ndeps do job.deps[i] = args[pos + 14 + i] end
-  local fields = {'created_at', args[pos + 4], 'enqueued_at', args[pos + 4], 'data', args[pos + 5],
-    'origin', job.queue, 'description', args[pos + 6], 'timeout', args[pos + 7], 'result_ttl', args[pos + 8],
-    'failure_ttl', args[pos + 9], 'retries_left', args[pos + 10], 'retry_intervals', args[pos + 11]}
-  if job.ttl ~= '' then
-    fields[#fields + 1] = 'ttl'
-    fields[#fields + 1] = job.ttl
-  end
-  if args[pos + 12] ~= '' then
-    fields[#fields + 1] = 'meta'
-    fields[#fields + 1] = args[pos + 12]
-  end
-  if args[pos + 13] ~= '' then
-    fields[#fields + 1] = 'taskq_trace'
-    fields[#fields + 1] = args[pos + 13]
-  end
-  if ndeps > 0 then
-    fields[#fields + 1] = 'dependency_id'
-    fields[#fields + 1] = job.deps[1]
-    fields[#fields + 1] = 'dependency_ids'
-    fields[#fields + 1] = cjson.encode(job.deps)
-  end
-  job.fields = fields
-  return job, pos + 15 + ndeps
-end
-
--- Write a new job: its hash, then its queue, or the scheduled or deferred registry.
--- `pending` lists the unfinished jobs it waits for.
-local function create_job(job, status, now, pending)
-  local key = job_key(job.id)
-  redis.call('HSET', key, 'status', status, unpack(job.fields))
-  redis.call('SADD', 'rq:queues', 'rq:queue:' .. job.queue)
-  if status == 'deferred' then
-    redis.call('ZADD', 'rq:deferred:' .. job.queue, now, job.id)
-    for _, dep in ipairs(pending) do
-      redis.call('SADD', 'rq:job:' .. dep .. ':dependents', job.id)
-      redis.call('SADD', key .. ':dependencies', dep)
-    end
-  elseif status == 'scheduled' then
-    redis.call('ZADD', 'rq:scheduled:' .. job.queue, job.run_at, job.id)
-  else
-    push_job(job.queue, job.id, false)
-  end
-  if job.ttl ~= '' then redis.call('EXPIRE', key, job.ttl) end
-end
+-- Job lifecycle helpers: the end of an execution, dependencies, final failures.
 
 -- The execution ends: out of rq's started registry, and the worker is no longer on it.
 local function end_execution(id, queue, exec_id, worker_key)
-  redis.call('ZREM', 'rq:wip:' .. queue, id .. ':' .. exec_id)
-  if worker_key ~= '' then
-    redis.call('HDEL', worker_key, 'current_job')
-  end
+  redis.call('ZREM', K.started(queue), id .. ':' .. exec_id)
+  if worker_key ~= '' then redis.call('HDEL', worker_key, W.current_job) end
 end
 
 -- Enqueue every deferred dependent of `id` whose other dependencies are all finished.
 -- A dependency whose hash has expired finished long ago (rq treats it as met too).
 local function release_dependents(id, now_iso)
-  for _, dep in ipairs(redis.call('SMEMBERS', 'rq:job:' .. id .. ':dependents')) do
-    local dkey = job_key(dep)
-    if redis.call('HGET', dkey, 'status') == 'deferred' then
+  for _, dep in ipairs(redis.call('SMEMBERS', K.dependents(id))) do
+    local dkey = K.job(dep)
+    if CAN.release(redis.call('HGET', dkey, F.status)) then
       local ready = true
-      for _, parent in ipairs(redis.call('SMEMBERS', dkey .. ':dependencies')) do
+      for _, parent in ipairs(redis.call('SMEMBERS', K.dependencies(dep))) do
         if parent ~= id then
-          local st = redis.call('HGET', job_key(parent), 'status')
-          if st and st ~= 'finished' then ready = false break end
+          local st = redis.call('HGET', K.job(parent), F.status)
+          if st and st ~= S.finished then ready = false break end
         end
       end
       if ready then
-        local origin = redis.call('HGET', dkey, 'origin')
-        redis.call('ZREM', 'rq:deferred:' .. origin, dep)
-        redis.call('HSET', dkey, 'status', 'queued', 'enqueued_at', now_iso)
-        push_job(origin, dep, redis.call('HGET', dkey, 'enqueue_at_front') == '1')
+        local origin = redis.call('HGET', dkey, F.origin)
+        redis.call('ZREM', K.deferred(origin), dep)
+        back_to_queue(MOVE.release, dep, origin, redis.call('HGET', dkey, F.at_front) == '1', now_iso)
       end
     end
   end
@@ -90,14 +35,13 @@ local function cancel_dependents(id, now, now_iso)
   local seen = 0
   while #stack > 0 and seen < 10000 do
     local current = table.remove(stack)
-    for _, dep in ipairs(redis.call('SMEMBERS', 'rq:job:' .. current .. ':dependents')) do
-      local dkey = job_key(dep)
-      if redis.call('HGET', dkey, 'status') == 'deferred' then
-        local origin = redis.call('HGET', dkey, 'origin')
-        redis.call('ZREM', 'rq:deferred:' .. origin, dep)
-        redis.call('ZADD', 'rq:canceled:' .. origin, now, dep)
-        redis.call('HSET', dkey, 'status', 'canceled', 'ended_at', now_iso,
-          'taskq_reason', 'dependency ' .. current .. ' did not finish')
+    for _, dep in ipairs(redis.call('SMEMBERS', K.dependents(current))) do
+      local dkey = K.job(dep)
+      if CAN.cascade(redis.call('HGET', dkey, F.status)) then
+        local origin = redis.call('HGET', dkey, F.origin)
+        redis.call('ZREM', K.deferred(origin), dep)
+        redis.call('ZADD', K.canceled(origin), now, dep)
+        MOVE.cascade(dkey, S.canceled, F.ended_at, now_iso, F.reason, 'dependency ' .. current .. ' did not finish')
         table.insert(stack, dep)
         seen = seen + 1
       end
@@ -105,15 +49,16 @@ local function cancel_dependents(id, now, now_iso)
   end
 end
 
--- Record a final failure: status, failed registry, a FAILED (2) or STOPPED (3) result, expiry.
-local function record_failure(id, queue, status, result_type, now, now_iso, exc_b64, worker)
-  local key = job_key(id)
-  local ttl = tonumber(redis.call('HGET', key, 'failure_ttl')) or 604800
-  redis.call('HSET', key, 'status', status, 'ended_at', now_iso)
-  redis.call('ZADD', 'rq:failed:' .. queue, now + ttl, id)
-  redis.call('XADD', 'rq:results:' .. id, 'MAXLEN', '~', '10', '*', 'type', result_type, 'worker_name', worker,
-    'exc_string', exc_b64)
-  redis.call('EXPIRE', 'rq:results:' .. id, ttl)
+-- Record a final failure (`move` is the transition's status writer): status, failed registry,
+-- a FAILED or STOPPED result, expiry, and the dependents canceled.
+local function record_failure(move, id, queue, status, result_type, now, now_iso, exc_b64, worker)
+  local key = K.job(id)
+  local ttl = tonumber(redis.call('HGET', key, F.failure_ttl)) or 604800
+  move(key, status, F.ended_at, now_iso)
+  redis.call('ZADD', K.failed(queue), now + ttl, id)
+  redis.call('XADD', K.results(id), 'MAXLEN', '~', '10', '*', RF.type, result_type, RF.worker_name, worker,
+    RF.exc_string, exc_b64)
+  redis.call('EXPIRE', K.results(id), ttl)
   redis.call('EXPIRE', key, ttl)
   cancel_dependents(id, now, now_iso)
 end

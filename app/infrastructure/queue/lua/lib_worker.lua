@@ -1,4 +1,4 @@
--- Worker-side functions (claim, finish), prepended to the worker's scripts after the prelude.
+-- Worker-side functions (claim), prepended to the worker's scripts after the prelude.
 
 -- The server's clock as (epoch seconds, rq timestamp `2026-11-28T20:00:00.123456Z`), for a claim
 -- queued behind a blocking pop: the client's clock at sending time may be a second old by then.
@@ -24,77 +24,71 @@ end
 -- Move due scheduled jobs into their queues (bounded per call).
 local function promote_due(queues, now, now_iso)
   for _, queue in ipairs(queues) do
-    local skey = 'rq:scheduled:' .. queue
+    local skey = K.scheduled(queue)
     for _, id in ipairs(redis.call('ZRANGEBYSCORE', skey, '-inf', now, 'LIMIT', 0, 100)) do
       redis.call('ZREM', skey, id)
-      local key = job_key(id)
-      if redis.call('HGET', key, 'status') == 'scheduled' then
-        redis.call('HSET', key, 'status', 'queued', 'enqueued_at', now_iso)
-        push_job(queue, id, redis.call('HGET', key, 'enqueue_at_front') == '1')
+      local key = K.job(id)
+      if CAN.promote(redis.call('HGET', key, F.status)) then
+        back_to_queue(MOVE.promote, id, queue, redis.call('HGET', key, F.at_front) == '1', now_iso)
       end
     end
   end
+end
+
+-- Nothing to run: every wake-up token of these queues is stale; the worker is idle until the
+-- next due scheduled job, whose time is returned.
+local function go_idle(c, now_iso)
+  local next_due = false
+  for _, queue in ipairs(c.queues) do
+    redis.call('DEL', K.wake(queue))
+    local first = redis.call('ZRANGE', K.scheduled(queue), 0, 0, 'WITHSCORES')
+    if first[2] and (not next_due or tonumber(first[2]) < next_due) then
+      next_due = tonumber(first[2])
+    end
+  end
+  redis.call('HDEL', c.worker_key, W.current_job)
+  redis.call('HSET', c.worker_key, W.state, WS.idle, W.last_heartbeat, now_iso)
+  redis.call('EXPIRE', c.worker_key, c.worker_ttl)
+  return {'', next_due and tostring(next_due) or ''}
 end
 
 -- Claim the next job for a worker, atomically: pop the first queued job in priority order and
 -- register it as started in rq's started registry, in one step. There is no moment at which a
 -- job is out of its queue but in no registry (rq's multi-queue BLPOP leaves one: rq#1716), so a
 -- worker that dies at any point leaves its job where the reaper finds it.
--- `c` holds worker_key, now, now_iso, worker, exec_id, hb_ttl, worker_ttl, promote, queues.
+-- `c` holds the claim arguments (schema.CLAIM_ARGS) and `queues`, highest priority first.
 -- Returns {queue, id, attempts, hash...}, {'', next_due_epoch_or_empty} or {'suspended'}.
 local function claim(c)
-  if redis.call('EXISTS', 'rq:suspended') == 1 then
-    return {'suspended'}
-  end
-  if c.promote then promote_due(c.queues, c.now, c.now_iso) end
+  if redis.call('EXISTS', K.suspended) == 1 then return {'suspended'} end
+  local now, now_iso = tonumber(c.now), c.now_iso
+  if c.now == '' then now, now_iso = server_now() end
+  if c.promote == '1' then promote_due(c.queues, now, now_iso) end
   for _, queue in ipairs(c.queues) do
     for _ = 1, 100 do
-      local id = redis.call('LPOP', 'rq:queue:' .. queue)
+      local id = redis.call('LPOP', K.queue(queue))
       if not id then break end
-      local key = job_key(id)
+      local key = K.job(id)
       local fields = redis.call('HGETALL', key)
       local status, attempts, ttl = nil, 0, false
       for i = 1, #fields, 2 do
         local name = fields[i]
-        if name == 'status' then status = fields[i + 1]
-        elseif name == 'taskq_attempts' then attempts = tonumber(fields[i + 1]) or 0
-        elseif name == 'ttl' then ttl = true end
+        if name == F.status then status = fields[i + 1]
+        elseif name == F.attempts then attempts = tonumber(fields[i + 1]) or 0
+        elseif name == F.ttl then ttl = true end
       end
       -- Only a queued job runs: an id pushed twice (rq#1701) or a job canceled, finished or
       -- already running elsewhere is dropped here instead of running again.
-      if status == 'queued' then
+      if CAN.claim(status) then
         attempts = attempts + 1
-        redis.call('HSET', key, 'status', 'started', 'started_at', c.now_iso, 'last_heartbeat', c.now_iso,
-          'worker_name', c.worker, 'taskq_attempts', attempts)
+        MOVE.claim(key, S.started, F.started_at, now_iso, F.last_heartbeat, now_iso, F.worker_name, c.worker,
+          F.attempts, attempts)
         if ttl then redis.call('PERSIST', key) end
-        redis.call('ZADD', 'rq:wip:' .. queue, c.now + c.hb_ttl, id .. ':' .. c.exec_id)
-        redis.call('HSET', c.worker_key, 'current_job', id, 'state', 'busy')
-        redis.call('LPOP', 'taskq:wake:' .. queue)
+        redis.call('ZADD', K.started(queue), now + tonumber(c.heartbeat_ttl), id .. ':' .. c.exec_id)
+        redis.call('HSET', c.worker_key, W.current_job, id, W.state, WS.busy)
+        redis.call('LPOP', K.wake(queue))
         return {queue, id, attempts, unpack(fields)}
       end
     end
   end
-  -- Nothing to run: every wake-up token of these queues is stale.
-  local next_due = false
-  for _, queue in ipairs(c.queues) do
-    redis.call('DEL', 'taskq:wake:' .. queue)
-    local first = redis.call('ZRANGE', 'rq:scheduled:' .. queue, 0, 0, 'WITHSCORES')
-    if first[2] and (not next_due or tonumber(first[2]) < next_due) then
-      next_due = tonumber(first[2])
-    end
-  end
-  redis.call('HDEL', c.worker_key, 'current_job')
-  redis.call('HSET', c.worker_key, 'state', 'idle', 'last_heartbeat', c.now_iso)
-  redis.call('EXPIRE', c.worker_key, c.worker_ttl)
-  return {'', next_due and tostring(next_due) or ''}
-end
-
--- Read claim arguments from `args` starting at `pos` (see dequeue.lua).
-local function claim_args(worker_key, args, pos)
-  local c = {worker_key = worker_key, now = tonumber(args[pos]), now_iso = args[pos + 1], worker = args[pos + 2],
-    exec_id = args[pos + 3], hb_ttl = tonumber(args[pos + 4]), worker_ttl = tonumber(args[pos + 5]),
-    promote = args[pos + 6] == '1', queues = {}}
-  for i = 1, tonumber(args[pos + 7]) do c.queues[i] = args[pos + 7 + i] end
-  if args[pos] == '' then c.now, c.now_iso = server_now() end
-  return c
+  return go_idle(c, now_iso)
 end

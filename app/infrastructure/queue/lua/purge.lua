@@ -1,19 +1,15 @@
 -- Delete the failed (and stopped) jobs of one queue for good: job hash, results, executions,
 -- dependency sets and the registry entry. An entry whose job was enqueued again under the same
 -- id (so it is alive) only leaves the registry; the live job is kept.
--- ARGV[1] queue, ARGV[2] most entries to look at in this call.
 -- Returns {entries looked at, jobs deleted}; fewer entries than asked means the registry is empty.
-local queue = ARGV[1]
-local registry = 'rq:failed:' .. queue
+local registry = K.failed(A.queue)
 local deleted = 0
-local ids = redis.call('ZRANGE', registry, 0, tonumber(ARGV[2]) - 1)
+local ids = redis.call('ZRANGE', registry, 0, tonumber(A.limit) - 1)
 for _, id in ipairs(ids) do
-  local key = job_key(id)
-  local status = redis.call('HGET', key, 'status')
+  local status = redis.call('HGET', K.job(id), F.status)
   redis.call('ZREM', registry, id)
-  if not status or status == 'failed' or status == 'stopped' then
-    redis.call('DEL', key, 'rq:results:' .. id, 'rq:executions:' .. id, key .. ':dependents',
-      key .. ':dependencies')
+  if not status or CAN.purge(status) then
+    redis.call('DEL', K.job(id), K.results(id), K.executions(id), K.dependents(id), K.dependencies(id))
     deleted = deleted + 1
   end
 end

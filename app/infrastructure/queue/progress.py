@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
 
 import redis
 
 from app.infrastructure.queue import keys
+from app.infrastructure.queue.errors import QueueError
+from app.infrastructure.queue.schema import Field
 from app.infrastructure.queue.serialization import Serializer
-from app.worker.runtime import ProgressSink
-
-if TYPE_CHECKING:
-    from app.worker.execution import Claim
+from app.infrastructure.queue.store import Claim, ProgressSink
+from app.infrastructure.redis.connection import describe, translating
 
 log = logging.getLogger("taskq.worker")
 MIN_INTERVAL = 0.1
@@ -30,6 +29,7 @@ class ProgressWriter:
     def __init__(self, connection: redis.Redis, serializer: Serializer) -> None:
         self.connection = connection
         self.serializer = serializer
+        self.where = describe(connection)
 
     def __call__(self, claim: Claim) -> ProgressSink:
         last = [0.0]
@@ -41,7 +41,7 @@ class ProgressWriter:
             last[0] = now
             try:
                 self.write(claim.job_id, {"done": done, "total": total, "message": message})
-            except redis.exceptions.RedisError as exc:
+            except QueueError as exc:
                 log.warning("progress not recorded for job %s: %s", claim.job_id, exc)
 
         return sink
@@ -49,7 +49,7 @@ class ProgressWriter:
     def write(self, job_id: str, progress: dict[str, object]) -> None:
         """Set meta['progress'] on the job, keeping every other meta entry (optimistic lock)."""
         key = keys.job(job_id)
-        with self.connection.pipeline(transaction=True) as pipe:
+        with translating(self.where), self.connection.pipeline(transaction=True) as pipe:
             # Bounded: only the job's own meta writers race here; a report lost to a storm of
             # conflicts is superseded by the next one.
             for _ in range(WATCH_ATTEMPTS):
@@ -57,11 +57,11 @@ class ProgressWriter:
                     pipe.watch(key)
                     if not pipe.exists(key):
                         return
-                    raw = pipe.hget(key, "meta")
+                    raw = pipe.hget(key, Field.META)
                     meta = self._load(raw)
                     meta["progress"] = progress
                     pipe.multi()
-                    pipe.hset(key, "meta", self.serializer.dumps(meta))
+                    pipe.hset(key, Field.META, self.serializer.dumps(meta))
                     pipe.execute()
                     return
                 except redis.exceptions.WatchError:

@@ -14,8 +14,11 @@ from collections.abc import Sequence
 import redis
 from rq import Queue, worker_registration
 
-from app.infrastructure.queue import keys, scripts
+from app.infrastructure.queue import keys, lua
+from app.infrastructure.queue.errors import QueueError
 from app.infrastructure.queue.record import encode_error, rq_time, text
+from app.infrastructure.queue.schema import Field, JobStatus, packer
+from app.infrastructure.redis.connection import describe, translating
 
 log = logging.getLogger("taskq.worker")
 
@@ -24,53 +27,76 @@ ABANDONED = (
     "(it was killed, ran out of memory, or lost its host); taken back by the reaper"
 )
 STUCK_AFTER = 60.0
+REAP_LIMIT = 1000
+_reap_args = packer("reap")
+
+#: (queue, requeued ids, failed ids) of one queue's reaping.
+Reaped = tuple[str, list[str], list[str]]
 
 
-class Maintenance:
+class Reaper:
     """Runs the reaper and registry cleanup for a set of queues, at most once per interval each."""
 
     def __init__(self, connection: redis.Redis, queues: Sequence[str], interval: float, owner: str) -> None:
         self.connection = connection
+        self.where = describe(connection)
         self.queues = tuple(queues)
         self.interval = interval
         self.owner = owner
-        self._reap = connection.register_script(scripts.source("reap"))
+        self._reap = connection.register_script(lua.source("reap"))
         self._next = 0.0
 
     def due(self) -> bool:
         return time.monotonic() >= self._next
 
-    def run(self) -> dict[str, tuple[list[str], list[str]]]:
-        """Do the upkeep of every queue whose lock this worker gets; return what was reaped."""
+    def run(self) -> list[Reaped]:
+        """Do the upkeep of every queue whose lock this worker gets; what was reaped in each.
+
+        A queue that fails (Redis refuses a command on a key of the wrong type, say) is logged
+        and skipped: the others are kept up all the same.
+
+        Raises:
+            QueueUnavailableError: Redis is unreachable (nothing more can be done this round).
+        """
         self._next = time.monotonic() + self.interval
-        done: dict[str, tuple[list[str], list[str]]] = {}
+        done: list[Reaped] = []
         for queue in self.queues:
-            lock = f"taskq:maintenance:{queue}"
-            if not self.connection.set(lock, self.owner, nx=True, px=max(100, int(self.interval * 900))):
-                continue
-            # rq:queues lists queues for rq info; producers add a queue once, so keep it there.
-            self.connection.sadd(keys.QUEUES_SET, keys.queue(queue))
-            done[queue] = self.reap(queue)
-            self._expire_registries(queue)
-            self._requeue_stuck_intermediate(queue)
-            worker_registration.clean_worker_registry(Queue(queue, connection=self.connection))
+            try:
+                with translating(self.where):
+                    if self._lock(queue):
+                        done.append((queue, *self.reap(queue)))
+                        self._tidy(queue)
+            except QueueError as exc:
+                if exc.retryable:
+                    raise
+                log.warning("maintenance of queue %s skipped: %s", queue, exc)
         return done
+
+    def _lock(self, queue: str) -> bool:
+        lock = keys.key("maintenance", queue)
+        return bool(self.connection.set(lock, self.owner, nx=True, px=max(100, int(self.interval * 900))))
 
     def reap(self, queue: str) -> tuple[list[str], list[str]]:
         """Take back this queue's expired executions: (requeued ids, failed ids)."""
         now = time.time()
         packed, b64 = encode_error(ABANDONED)
-        reply = self._reap(args=[queue, repr(now), rq_time(now), packed, b64, 1000])
-        names = [item.decode() for item in reply]
+        _, args = _reap_args(
+            queue=queue, now=repr(now), now_iso=rq_time(now), error=packed, error_b64=b64, limit=REAP_LIMIT
+        )
+        names = [text(item) for item in self._reap(args=args)]
         split = names.index("|")
         return names[:split], names[split + 1 :]
 
-    def _expire_registries(self, queue: str) -> None:
+    def _tidy(self, queue: str) -> None:
+        # rq:queues lists queues for rq info; producers add a queue once, so keep it there.
+        self.connection.sadd(keys.QUEUES_SET, keys.queue(queue))
         now = time.time()
         with self.connection.pipeline(transaction=False) as pipe:
-            pipe.zremrangebyscore(keys.finished(queue), 0, now)
-            pipe.zremrangebyscore(keys.failed(queue), 0, now)
+            pipe.zremrangebyscore(keys.key("finished", queue), 0, now)
+            pipe.zremrangebyscore(keys.key("failed", queue), 0, now)
             pipe.execute()
+        self._requeue_stuck_intermediate(queue)
+        worker_registration.clean_worker_registry(Queue(queue, connection=self.connection))
 
     def _requeue_stuck_intermediate(self, queue: str) -> None:
         """Plain rq workers park jobs in `<queue>:intermediate`; rq fails the stuck ones, we requeue them.
@@ -78,7 +104,7 @@ class Maintenance:
         Our workers never use that list (their dequeue is one atomic step); this only rescues
         jobs left there by an rq worker that died.
         """
-        key = keys.intermediate(queue)
+        key = keys.key("intermediate", queue)
         for raw in self.connection.lrange(key, 0, 999):
             job_id = text(raw)
             seen = f"taskq:intermediate-seen:{queue}:{job_id}"
@@ -93,7 +119,7 @@ class Maintenance:
                 continue
             with self.connection.pipeline(transaction=True) as pipe:
                 pipe.lrem(key, 1, job_id)
-                pipe.hset(keys.job(job_id), "status", "queued")
+                pipe.hset(keys.job(job_id), Field.STATUS, JobStatus.QUEUED.value)
                 pipe.lpush(keys.queue(queue), job_id)
                 pipe.rpush(keys.wake(queue), "1")
                 pipe.delete(seen)

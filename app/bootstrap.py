@@ -1,0 +1,143 @@
+"""The composition root: every part of taskq built from one `Settings`, in one place.
+
+`Settings.from_env()` is read here and nowhere else. The application, the worker, the CLI and
+the demo ask `bootstrap(settings)` for what they need; nothing connects at import time, and a
+part is built the first time it is asked for.
+
+    services = bootstrap()                 # the environment's settings (REDIS_URL, QUEUE_*, ...)
+    job_id = services.queue.enqueue(job_name=INGEST_DOC_JOB, params={"doc_id": "123"})
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import redis
+
+from app.config import Settings
+from app.infrastructure.queue.admin import QueueAdmin
+from app.infrastructure.queue.job_paths import JobRegistry
+from app.infrastructure.queue.keys import check_queue_name
+from app.infrastructure.queue.rq_queue import RQQueue
+from app.infrastructure.queue.serialization import Serializer, make_serializer
+from app.infrastructure.redis.connection import connect
+
+if TYPE_CHECKING:
+    from app.infrastructure.queue.memory_queue import InMemoryQueue
+    from app.worker.events import WorkerEvents
+    from app.worker.worker import Worker
+
+
+def default_settings() -> Settings:
+    """The settings in the environment (`Settings.from_env()`): the one place they are read.
+
+    Raises:
+        ConfigError: a variable holds a value we cannot use; the message names it.
+    """
+    return Settings.from_env()
+
+
+def registry_for(settings: Settings) -> JobRegistry:
+    """The registry of jobs: `job_paths.JOBS` plus `QUEUE_EXTRA_JOBS`."""
+    return JobRegistry(extra=settings.extra_jobs)
+
+
+def serializer_for(settings: Settings) -> Serializer:
+    """`QUEUE_SERIALIZER`, signed with `QUEUE_SIGNING_KEY` (and `QUEUE_SIGNING_KEYS_OLD`) if set."""
+    return make_serializer(settings.serializer, settings.signing_key, settings.old_signing_keys)
+
+
+class Services:
+    """The parts of taskq for one `Settings`, built when first asked for."""
+
+    def __init__(self, settings: Settings, connection: redis.Redis | None = None) -> None:
+        self.settings = settings
+        if connection is not None:
+            self.__dict__["connection"] = connection
+
+    @cached_property
+    def registry(self) -> JobRegistry:
+        return registry_for(self.settings)
+
+    @cached_property
+    def serializer(self) -> Serializer:
+        return serializer_for(self.settings)
+
+    @cached_property
+    def connection(self) -> redis.Redis:
+        """A client for `REDIS_URL` (`QueueUnavailableError` if it cannot be parsed)."""
+        return connect(self.settings)
+
+    @cached_property
+    def queue(self) -> RQQueue:
+        """The producer: `enqueue`, `get`, `wait`, `cancel`, `stop`."""
+        return RQQueue(self.connection, self.settings, self.registry, self.serializer)
+
+    @cached_property
+    def admin(self) -> QueueAdmin:
+        """What operators read and steer: counts, workers, failed jobs."""
+        return QueueAdmin(self.connection, self.settings)
+
+    def memory_queue(
+        self, *, run_inline: bool = False, clock: Callable[[], float] | None = None
+    ) -> InMemoryQueue:
+        """The same port in memory, for the application's unit tests."""
+        from app.infrastructure.queue.memory_queue import InMemoryQueue
+
+        return InMemoryQueue(self.settings, self.registry, run_inline=run_inline, clock=clock)
+
+    def worker(
+        self,
+        functions: Mapping[str, Callable[..., Any]],
+        queues: Sequence[str] | None = None,
+        *,
+        name: str | None = None,
+        mode: str | None = None,
+        events: Sequence[WorkerEvents] = (),
+    ) -> Worker:
+        """A worker for `queues` (default: all, highest priority first) running `functions`.
+
+        Raises:
+            InvalidQueueNameError: a queue name is not valid.
+        """
+        from app.infrastructure.queue.presence import WorkerPresence
+        from app.infrastructure.queue.progress import ProgressWriter
+        from app.infrastructure.queue.reaper import Reaper
+        from app.infrastructure.queue.store import RedisJobStore
+        from app.worker.execution import JobRunner
+        from app.worker.worker import WORKER_TTL, Worker
+
+        settings, connection = self.settings, self.connection
+        names = [check_queue_name(queue) for queue in (queues or settings.queue_names)]
+        name = name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
+        heartbeat_ttl = int(3 * settings.heartbeat_interval + 5)
+        return Worker(
+            store=RedisJobStore(connection, name, names, heartbeat_ttl, WORKER_TTL + 60),
+            presence=WorkerPresence(connection, name, names, WORKER_TTL),
+            reaper=Reaper(connection, names, settings.maintenance_interval, name),
+            runner=JobRunner(
+                settings,
+                self.registry,
+                self.serializer,
+                functions,
+                ProgressWriter(connection, self.serializer),
+            ),
+            settings=settings,
+            queues=names,
+            mode=mode or settings.worker_mode,
+            events=events,
+        )
+
+
+def bootstrap(settings: Settings | None = None, *, connection: redis.Redis | None = None) -> Services:
+    """Everything for `settings` (default: the environment's), on `connection` if you have one.
+
+    Raises:
+        ConfigError: with no `settings`, a variable of the environment holds a bad value.
+    """
+    return Services(settings if settings is not None else default_settings(), connection)

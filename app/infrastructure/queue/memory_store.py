@@ -1,0 +1,239 @@
+"""Redis's part of taskq, in dicts: job hashes in rq's fields, queues, registries, last results.
+
+`InMemoryQueue` writes here what `RQQueue`'s scripts write in Redis, and the real `JobRunner`
+claims, runs and records through the `JobStore` port here as the worker does through Redis.
+Every status change is one of `schema.TRANSITIONS`, checked the same way as in the scripts.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import deque
+from collections.abc import Callable, Sequence
+
+from app.infrastructure.queue.errors import DependencyError, JobNotFoundError, JobStateError
+from app.infrastructure.queue.job_spec import JobSpec, spec_record
+from app.infrastructure.queue.record import rq_time
+from app.infrastructure.queue.schema import (
+    GROUPS,
+    RESULT_TYPES,
+    TRANSITIONS,
+    Ending,
+    Field,
+    JobStatus,
+    SchemaError,
+    record_fields,
+)
+from app.infrastructure.queue.store import Claim, ClaimReply
+
+Hash = dict[bytes, bytes]
+_S = JobStatus
+_LIVE = {status.value for status in GROUPS["live"]}
+_DOOMED = {status.value for status in GROUPS["doomed"]}
+
+
+def _b(value: object) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
+class MemoryStore:
+    """The store: what `enqueue`, `cancel` and `get` write and read, and a `JobStore` for the runner."""
+
+    def __init__(self, queues: Sequence[str], clock: Callable[[], float]) -> None:
+        self.queues = list(queues)  # highest priority first
+        self.clock = clock
+        self.jobs: dict[str, Hash] = {}
+        self.expires: dict[str, float] = {}
+        self.lists: dict[str, deque[str]] = {queue: deque() for queue in self.queues}
+        self.scheduled: dict[str, float] = {}
+        self.dependents: dict[str, set[str]] = {}
+        self.waiting_on: dict[str, set[str]] = {}
+        self.results: dict[str, Hash] = {}
+
+    # -- what the producer does ------------------------------------------------------------------
+
+    def read(self, job_id: str) -> tuple[Hash, Hash] | None:
+        """The job hash and its last result, or None when there is no such job (or it expired)."""
+        expires = self.expires.get(job_id)
+        if expires is not None and self.clock() >= expires:
+            self.jobs.pop(job_id, None)
+        fields = self.jobs.get(job_id)
+        return None if fields is None else (fields, self.results.get(job_id, {}))
+
+    def status(self, job_id: str) -> str | None:
+        found = self.read(job_id)
+        return found[0][Field.STATUS.encode()].decode() if found else None
+
+    def create(self, specs: Sequence[JobSpec]) -> list[JobSpec]:
+        """Write the jobs of a batch, all or nothing; the specs actually created (live ids are not).
+
+        Raises:
+            DependencyError: a dependency is missing or can never finish; nothing was written.
+        """
+        plan: dict[str, tuple[JobSpec, str, set[str]]] = {}
+        for spec in specs:
+            if spec.job_id in plan or (spec.explicit_id and self.status(spec.job_id) in _LIVE):
+                continue
+            pending = set()
+            for dep in spec.depends_on:
+                status = plan[dep][1] if dep in plan else self.status(dep)
+                if status is None or status in _DOOMED:
+                    raise DependencyError(spec.job_id, dep, status)
+                if status != _S.FINISHED.value:
+                    pending.add(dep)
+            status = _S.DEFERRED if pending else _S.SCHEDULED if spec.run_at is not None else _S.QUEUED
+            plan[spec.job_id] = (spec, status.value, pending)
+        stamp = rq_time(self.clock())
+        for spec, status, pending in plan.values():
+            self._write(spec, status, pending, stamp)
+        return [spec for spec, _, _ in plan.values()]
+
+    def _write(self, spec: JobSpec, status: str, pending: set[str], stamp: str) -> None:
+        self.results.pop(spec.job_id, None)
+        self.jobs[spec.job_id] = {_b(k): _b(v) for k, v in record_fields(spec_record(spec, stamp)).items()}
+        self.expires.pop(spec.job_id, None)
+        self._move(spec.job_id, "create", status)
+        if status == _S.DEFERRED.value:
+            self.waiting_on[spec.job_id] = pending
+            for dep in pending:
+                self.dependents.setdefault(dep, set()).add(spec.job_id)
+        elif status == _S.SCHEDULED.value:
+            self.scheduled[spec.job_id] = spec.run_at or 0.0
+        else:
+            self.lists[spec.queue].append(spec.job_id)
+        if spec.ttl is not None:
+            self.expires[spec.job_id] = self.clock() + spec.ttl
+
+    def cancel(self, job_id: str) -> None:
+        """Raises: JobNotFoundError, JobStateError (the job started or ended already)."""
+        status = self.status(job_id)
+        if status is None:
+            raise JobNotFoundError(job_id)
+        if not TRANSITIONS["cancel"].allows(status):
+            raise JobStateError(job_id, status, "cancel")
+        self._unlist(job_id)
+        self._move(job_id, "cancel", _S.CANCELED.value, ended=True)
+        self._expire(job_id, Field.FAILURE_TTL)
+        self._cascade(job_id)
+
+    # -- what the worker does (the JobStore port) --------------------------------------------------
+
+    def claim(self, execution_id: str) -> ClaimReply:
+        now = self.clock()
+        for job_id, due in sorted(self.scheduled.items(), key=lambda item: item[1]):
+            if due <= now and TRANSITIONS["promote"].allows(self.status(job_id)):
+                del self.scheduled[job_id]
+                self._back_to_queue(job_id, "promote", at_front=False)
+        for queue in self.queues:
+            while self.lists[queue]:
+                job_id = self.lists[queue].popleft()
+                if TRANSITIONS["claim"].allows(self.status(job_id)):
+                    return self._claimed(queue, job_id, execution_id, now)
+        return ClaimReply([b"", b""], execution_id, now)
+
+    def _claimed(self, queue: str, job_id: str, execution_id: str, now: float) -> ClaimReply:
+        job = self.jobs[job_id]
+        fields = [value for pair in job.items() for value in pair]
+        attempts = int(job.get(Field.ATTEMPTS.encode(), b"0")) + 1
+        self._move(job_id, "claim", _S.STARTED.value, started=True)
+        job[Field.ATTEMPTS.encode()] = _b(attempts)
+        self.expires.pop(job_id, None)
+        return ClaimReply([queue.encode(), job_id.encode(), attempts, *fields], execution_id, now)
+
+    def finish(self, claim: Claim, return_blob: str, next_execution_id: str | None) -> ClaimReply | None:
+        result = {b"type": _b(RESULT_TYPES["successful"])}
+        if return_blob:
+            result[b"return_value"] = return_blob.encode()
+        self.results[claim.job_id] = result
+        self._move(claim.job_id, "finish", _S.FINISHED.value, ended=True)
+        self._expire(claim.job_id, Field.RESULT_TTL)
+        self._release(claim.job_id)
+        return None if next_execution_id is None else self.claim(next_execution_id)
+
+    def fail(self, claim: Claim, ending: Ending, retry_at: float | None, error: str) -> None:
+        job_id = claim.job_id
+        job = self.jobs[job_id]
+        job[Field.EXC_INFO.encode()] = error.encode()
+        if ending is Ending.REQUEUE:
+            self._back_to_queue(job_id, "requeue", at_front=True)
+        elif ending is Ending.RETRY:
+            job[Field.RETRIES_LEFT.encode()] = _b(max(int(job[Field.RETRIES_LEFT.encode()]) - 1, 0))
+            if retry_at is not None:
+                self._move(job_id, "retry", _S.SCHEDULED.value)
+                self.scheduled[job_id] = retry_at
+            else:
+                self._back_to_queue(job_id, "retry", at_front=False)
+        else:
+            status, kind = (_S.STOPPED, "stopped") if ending is Ending.STOPPED else (_S.FAILED, "failed")
+            self.results[job_id] = {
+                b"type": _b(RESULT_TYPES[kind]),
+                b"exc_string": base64.b64encode(error.encode()),
+            }
+            self._move(job_id, "fail", status.value, ended=True)
+            self._expire(job_id, Field.FAILURE_TTL)
+            self._cascade(job_id)
+
+    def wait_and_claim(self, timeout: float, execution_id: str) -> ClaimReply | None:
+        return self.claim(execution_id)
+
+    def heartbeat(self, claim: Claim | None) -> None:
+        pass  # nothing dies in memory
+
+    def recover(self, execution_id: str) -> list[str]:
+        return []
+
+    def flush_counts(self) -> None:
+        pass
+
+    def write_meta(self, job_id: str, blob: bytes) -> None:
+        if job_id in self.jobs:
+            self.jobs[job_id][Field.META.encode()] = blob
+
+    # -- the rules, as the scripts apply them ----------------------------------------------------
+
+    def _move(
+        self, job_id: str, transition: str, status: str, *, started: bool = False, ended: bool = False
+    ) -> None:
+        if JobStatus(status) not in TRANSITIONS[transition].targets:
+            raise SchemaError(f"{transition} cannot end in {status}")
+        job = self.jobs[job_id]
+        job[Field.STATUS.encode()] = status.encode()
+        stamp = _b(rq_time(self.clock()))
+        if started:
+            job[Field.STARTED_AT.encode()] = job[Field.LAST_HEARTBEAT.encode()] = stamp
+        if ended:
+            job[Field.ENDED_AT.encode()] = stamp
+
+    def _back_to_queue(self, job_id: str, transition: str, at_front: bool) -> None:
+        self._move(job_id, transition, _S.QUEUED.value)
+        self.jobs[job_id][Field.ENQUEUED_AT.encode()] = _b(rq_time(self.clock()))
+        queue = self.jobs[job_id][Field.ORIGIN.encode()].decode()
+        (self.lists[queue].appendleft if at_front else self.lists[queue].append)(job_id)
+
+    def _expire(self, job_id: str, ttl_field: str) -> None:
+        self.expires[job_id] = self.clock() + int(self.jobs[job_id][ttl_field.encode()])
+
+    def _unlist(self, job_id: str) -> None:
+        queue = self.jobs[job_id][Field.ORIGIN.encode()].decode()
+        if job_id in self.lists[queue]:
+            self.lists[queue].remove(job_id)
+        self.scheduled.pop(job_id, None)
+        self.waiting_on.pop(job_id, None)
+
+    def _release(self, job_id: str) -> None:
+        for dep in sorted(self.dependents.pop(job_id, set())):
+            waiting = self.waiting_on.get(dep)
+            if waiting is None or not TRANSITIONS["release"].allows(self.status(dep)):
+                continue
+            waiting.discard(job_id)
+            if not any(self.status(parent) not in (None, _S.FINISHED.value) for parent in waiting):
+                del self.waiting_on[dep]
+                self._back_to_queue(dep, "release", at_front=False)
+
+    def _cascade(self, job_id: str) -> None:
+        for dep in sorted(self.dependents.pop(job_id, set())):
+            if TRANSITIONS["cascade"].allows(self.status(dep)):
+                self._unlist(dep)
+                self._move(dep, "cascade", _S.CANCELED.value, ended=True)
+                self.jobs[dep][Field.REASON.encode()] = f"dependency {job_id} did not finish".encode()
+                self._cascade(dep)

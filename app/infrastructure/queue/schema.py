@@ -1,0 +1,358 @@
+"""The job model, defined once: statuses, transitions, attempt endings, the job hash's fields,
+the Redis keys and the arguments of every script.
+
+Python reads these tables directly. The Lua scripts name them (`S.queued`, `F.status`,
+`K.job(id)`, `CAN.claim(status)`, `A.job_id`) and `lua.py` expands each name into its value
+when a script is loaded; a name that is not defined here stops the load with an error, so Lua and
+Python cannot drift apart silently. A new status or rule is one edit here plus the script that
+uses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from types import MappingProxyType
+from typing import Any
+
+#: The longest timeout, TTL or delay a job may have (ten years). Past this, timers overflow
+#: (`signal.alarm`, `select`): the producer refuses more, and a worker reads more as unset.
+MAX_SECONDS = 10 * 365 * 24 * 3600
+
+
+class JobStatus(str, Enum):
+    """Where a job is in its life (rq's names). The last four are final."""
+
+    QUEUED = "queued"
+    SCHEDULED = "scheduled"
+    DEFERRED = "deferred"
+    STARTED = "started"
+    FINISHED = "finished"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    STOPPED = "stopped"
+
+    @property
+    def is_final(self) -> bool:
+        return self in GROUPS["final"]
+
+
+class Ending(str, Enum):
+    """How one attempt was recorded: the worker's outcome kinds, and what the scripts take."""
+
+    FINISHED = "finished"
+    RETRY = "retry"  # failed, retried after its backoff
+    REQUEUE = "requeue"  # not run to an end (cold shutdown, lost claim): back, no retry used
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+_S = JobStatus
+#: Named sets of statuses (`IN.live(status)` in Lua).
+GROUPS: Mapping[str, frozenset[JobStatus]] = MappingProxyType(
+    {
+        # A live job owns its id: enqueueing that id again returns it (the idempotency key).
+        "live": frozenset({_S.QUEUED, _S.SCHEDULED, _S.DEFERRED, _S.STARTED, _S.FINISHED}),
+        "final": frozenset({_S.FINISHED, _S.FAILED, _S.CANCELED, _S.STOPPED}),
+        # Ended for good, without success: its id may start a new run; it fails its dependents.
+        "doomed": frozenset({_S.FAILED, _S.CANCELED, _S.STOPPED}),
+    }
+)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A change of status: allowed from `sources` ('' = no job yet), ending in one of `targets`."""
+
+    sources: frozenset[str]
+    targets: frozenset[JobStatus]
+
+    def allows(self, status: str | None) -> bool:
+        return (status or "") in self.sources
+
+
+def _t(sources: set[JobStatus | str], targets: set[JobStatus]) -> Transition:
+    return Transition(
+        frozenset(s.value if isinstance(s, JobStatus) else s for s in sources), frozenset(targets)
+    )
+
+
+#: Every status change a script makes (`CAN.claim(status)` in Lua), by name.
+TRANSITIONS: Mapping[str, Transition] = MappingProxyType(
+    {
+        "create": _t({"", *GROUPS["doomed"]}, {_S.QUEUED, _S.SCHEDULED, _S.DEFERRED}),
+        "promote": _t({_S.SCHEDULED}, {_S.QUEUED}),  # a scheduled job is due
+        "release": _t({_S.DEFERRED}, {_S.QUEUED}),  # its dependencies finished
+        "claim": _t({_S.QUEUED}, {_S.STARTED}),
+        "finish": _t({_S.STARTED}, {_S.FINISHED}),
+        "retry": _t({_S.STARTED}, {_S.QUEUED, _S.SCHEDULED}),
+        "requeue": _t({_S.STARTED}, {_S.QUEUED}),
+        "fail": _t({_S.STARTED}, {_S.FAILED, _S.STOPPED}),
+        "reap": _t({_S.STARTED}, {_S.QUEUED, _S.FAILED}),  # its worker died
+        "cancel": _t({_S.QUEUED, _S.SCHEDULED, _S.DEFERRED}, {_S.CANCELED}),
+        "cascade": _t({_S.DEFERRED}, {_S.CANCELED}),  # a dependency can never finish
+        "resubmit": _t({_S.FAILED, _S.STOPPED}, {_S.QUEUED}),  # `taskq failed requeue`
+        "purge": _t({_S.FAILED, _S.STOPPED}, set()),  # `taskq failed purge`: deleted
+    }
+)
+
+#: Which transition records each ending of an attempt.
+ENDING_TRANSITION: Mapping[Ending, str] = MappingProxyType(
+    {
+        Ending.FINISHED: "finish",
+        Ending.RETRY: "retry",
+        Ending.REQUEUE: "requeue",
+        Ending.FAILED: "fail",
+        Ending.STOPPED: "fail",
+    }
+)
+
+#: rq's result types in `rq:results:<id>` (rq.results.Result.Type), and the fields of an entry.
+RESULT_TYPES: Mapping[str, int] = MappingProxyType({"successful": 1, "failed": 2, "stopped": 3})
+RESULT_FIELDS: Mapping[str, str] = MappingProxyType(
+    {name: name for name in ("type", "worker_name", "return_value", "exc_string")}
+)
+
+
+class Field:
+    """The fields of the job hash `rq:job:<id>`: rq's names, then ours (`taskq_`)."""
+
+    STATUS = "status"
+    CREATED_AT = "created_at"
+    ENQUEUED_AT = "enqueued_at"
+    STARTED_AT = "started_at"
+    ENDED_AT = "ended_at"
+    LAST_HEARTBEAT = "last_heartbeat"
+    DATA = "data"
+    ORIGIN = "origin"
+    DESCRIPTION = "description"
+    TIMEOUT = "timeout"
+    RESULT_TTL = "result_ttl"
+    FAILURE_TTL = "failure_ttl"
+    TTL = "ttl"
+    RETRIES_LEFT = "retries_left"
+    RETRY_INTERVALS = "retry_intervals"
+    META = "meta"
+    WORKER_NAME = "worker_name"
+    EXC_INFO = "exc_info"
+    DEPENDENCY_ID = "dependency_id"
+    DEPENDENCY_IDS = "dependency_ids"
+    AT_FRONT = "enqueue_at_front"
+    AT_FRONT_ON_RETRY = "enqueue_at_front_on_retry"
+    SUCCESS_CALLBACK = "success_callback_name"
+    FAILURE_CALLBACK = "failure_callback_name"
+    STOPPED_CALLBACK = "stopped_callback_name"
+    ATTEMPTS = "taskq_attempts"
+    REASON = "taskq_reason"
+    TRACE = "taskq_trace"
+
+
+class WorkerField:
+    """The fields of a worker's hash `rq:worker:<name>` that our scripts write (rq writes the rest)."""
+
+    STATE = "state"
+    CURRENT_JOB = "current_job"
+    LAST_HEARTBEAT = "last_heartbeat"
+    WORKING_TIME = "current_job_working_time"
+    SUCCESSFUL = "successful_job_count"
+    FAILED = "failed_job_count"
+    TOTAL_WORKING_TIME = "total_working_time"
+
+
+class WorkerState:
+    """What a worker's hash says it is doing (rq's words, which `rq info` shows)."""
+
+    STARTED = "started"
+    BUSY = "busy"
+    IDLE = "idle"
+    SUSPENDED = "suspended"
+
+
+def _names(namespace: type) -> Mapping[str, str]:
+    return MappingProxyType(
+        {name.lower(): value for name, value in vars(namespace).items() if name.isupper()}
+    )
+
+
+FIELDS = _names(Field)
+WORKER_FIELDS = _names(WorkerField)
+WORKER_STATES = _names(WorkerState)
+
+#: Every key the scripts touch: rq's data model (`rq:`), then ours (`taskq:`). `{}` is the id or
+#: queue name; a template without one is a single key. The one place to change the key layout.
+KEYS: Mapping[str, str] = MappingProxyType(
+    {
+        "job": "rq:job:{}",
+        "dependents": "rq:job:{}:dependents",
+        "dependencies": "rq:job:{}:dependencies",
+        "results": "rq:results:{}",
+        "executions": "rq:executions:{}",
+        "queue": "rq:queue:{}",
+        "intermediate": "rq:queue:{}:intermediate",
+        "started": "rq:wip:{}",
+        "finished": "rq:finished:{}",
+        "failed": "rq:failed:{}",
+        "deferred": "rq:deferred:{}",
+        "scheduled": "rq:scheduled:{}",
+        "canceled": "rq:canceled:{}",
+        "worker": "rq:worker:{}",
+        "pubsub": "rq:pubsub:{}",  # a worker's command channel
+        "queues": "rq:queues",
+        "workers": "rq:workers",
+        "suspended": "rq:suspended",
+        "wake": "taskq:wake:{}",  # one token per pushed job; idle workers block on it
+        "maintenance": "taskq:maintenance:{}",
+    }
+)
+
+#: The producer's record of one new job, in the order the scripts read it, and the job hash
+#: fields each value fills ('' values are not written). Followed by the ids it depends on.
+JOB_RECORD: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("job_id", ()),
+    ("queue", (Field.ORIGIN,)),
+    ("run_at", ()),  # epoch seconds, '' = now
+    ("ttl", (Field.TTL,)),
+    ("stamp", (Field.CREATED_AT, Field.ENQUEUED_AT)),
+    ("data", (Field.DATA,)),
+    ("description", (Field.DESCRIPTION,)),
+    ("timeout", (Field.TIMEOUT,)),
+    ("result_ttl", (Field.RESULT_TTL,)),
+    ("failure_ttl", (Field.FAILURE_TTL,)),
+    ("retries", (Field.RETRIES_LEFT,)),
+    ("retry_intervals", (Field.RETRY_INTERVALS,)),
+    ("meta", (Field.META,)),
+    ("trace", (Field.TRACE,)),
+)
+RECORD_NAMES = tuple(name for name, _ in JOB_RECORD)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A script's arguments: KEYS by name, ARGV by name, then optionally a variable tail.
+
+    `tail` is a list of values (`"queues"`); `"job"`, one job record (JOB_RECORD followed by its
+    dependency count and ids); or `"jobs"`, `count` such records.
+    """
+
+    keys: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    tail: str | None = None
+
+
+#: Arguments of a claim (dequeue.lua, and after a finish in finish.lua). `now`/`now_iso` '' means
+#: the server's clock: a claim sent behind a blocking pop runs later than it was sent.
+CLAIM_ARGS = ("now", "now_iso", "worker", "exec_id", "heartbeat_ttl", "worker_ttl", "promote")
+#: What every outcome script gets about the attempt it records.
+ATTEMPT_ARGS = ("job_id", "queue", "exec_id", "now", "now_iso", "worker")
+
+LAYOUTS: Mapping[str, Layout] = MappingProxyType(
+    {
+        "enqueue_one": Layout(args=("check_live", "register"), tail="job"),
+        "enqueue": Layout(args=("now", "count"), tail="jobs"),
+        "dequeue": Layout(keys=("worker_key",), args=CLAIM_ARGS, tail="queues"),
+        # A success, then (claim_next = '1') the next claim in the same call.
+        "finish": Layout(
+            keys=("worker_key",),
+            args=(
+                *ATTEMPT_ARGS,
+                "return_value",
+                "result_ttl",
+                "has_dependencies",
+                "claim_next",
+                "next_exec_id",
+                "heartbeat_ttl",
+                "worker_ttl",
+                "promote",
+            ),
+            tail="queues",
+        ),
+        "fail": Layout(
+            keys=("worker_key",), args=(*ATTEMPT_ARGS, "ending", "retry_at", "error", "error_b64")
+        ),
+        "reap": Layout(args=("queue", "now", "now_iso", "error", "error_b64", "limit")),
+        "cancel": Layout(args=("job_id", "now", "now_iso")),
+        "requeue": Layout(args=("job_id", "now_iso")),
+        "purge": Layout(args=("queue", "limit")),
+    }
+)
+
+
+def packer(script: str) -> Callable[..., list[Any]]:
+    """A function taking the script's arguments by name and returning (keys, args) for EVALSHA.
+
+    Generated once per script, with keyword-only parameters: a missing or unknown name raises
+    TypeError at the call, never a value in the wrong place. The tail goes in as a list.
+    """
+    return _PACKERS[script]
+
+
+def _make_packer(script: str, layout: Layout) -> Callable[..., list[Any]]:
+    names = [*layout.keys, *layout.args]
+    params = ", ".join([*names, *([layout.tail] if layout.tail else [])])
+    tail = f", *{layout.tail}" if layout.tail else ""
+    source = (
+        f"def pack_{script}(*, {params}):\n"
+        f"    return [[{''.join(k + ', ' for k in layout.keys)}], [{', '.join(layout.args)}{tail}]]\n"
+    )
+    scope: dict[str, Any] = {}
+    exec(compile(source, f"<taskq schema: {script}>", "exec"), scope)  # noqa: S102 - our own tables
+    return scope[f"pack_{script}"]  # type: ignore[no-any-return]
+
+
+def pack_record(
+    *,
+    job_id: str,
+    queue: str,
+    run_at: str,
+    ttl: object,
+    stamp: str,
+    data: bytes,
+    description: str,
+    timeout: int,
+    result_ttl: int,
+    failure_ttl: int,
+    retries: int,
+    retry_intervals: str,
+    meta: bytes,
+    trace: str,
+    depends_on: tuple[str, ...] = (),
+) -> list[Any]:
+    """One JOB_RECORD in script order, its dependencies after it (the `jobs` tail of enqueue)."""
+    return [
+        job_id,
+        queue,
+        run_at,
+        ttl,
+        stamp,
+        data,
+        description,
+        timeout,
+        result_ttl,
+        failure_ttl,
+        retries,
+        retry_intervals,
+        meta,
+        trace,
+        len(depends_on),
+        *depends_on,
+    ]
+
+
+def record_fields(record: list[Any]) -> dict[str, Any]:
+    """The job hash fields one packed record fills (the in-memory store writes exactly these)."""
+    fields: dict[str, Any] = {}
+    for (_, targets), value in zip(JOB_RECORD, record, strict=False):
+        if value != "" and value != b"":
+            for target in targets:
+                fields[target] = value
+    return fields
+
+
+class SchemaError(Exception):
+    """Raised at load when code and schema disagree (a script names something not defined here)."""
+
+
+_PACKERS = {name: _make_packer(name, layout) for name, layout in LAYOUTS.items()}
+if pack_record.__code__.co_varnames[: len(RECORD_NAMES)] != RECORD_NAMES:
+    raise SchemaError("pack_record's parameters are not JOB_RECORD's names, in order")

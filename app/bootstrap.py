@@ -15,7 +15,7 @@ import socket
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 
@@ -23,14 +23,17 @@ from app.config import Settings
 from app.infrastructure.queue.admin import QueueAdmin
 from app.infrastructure.queue.job_paths import JobRegistry
 from app.infrastructure.queue.keys import check_queue_name
+from app.infrastructure.queue.memory_queue import InMemoryQueue
+from app.infrastructure.queue.presence import WorkerPresence
+from app.infrastructure.queue.progress import ProgressWriter
+from app.infrastructure.queue.reaper import Reaper
 from app.infrastructure.queue.rq_queue import RQQueue
 from app.infrastructure.queue.serialization import Serializer, make_serializer
+from app.infrastructure.queue.store import RedisJobStore
 from app.infrastructure.redis.connection import connect
-
-if TYPE_CHECKING:
-    from app.infrastructure.queue.memory_queue import InMemoryQueue
-    from app.worker.events import WorkerEvents
-    from app.worker.worker import Worker
+from app.worker.events import WorkerEvents
+from app.worker.execution import JobRunner
+from app.worker.worker import WORKER_TTL, Worker
 
 
 def default_settings() -> Settings:
@@ -87,8 +90,6 @@ class Services:
         self, *, run_inline: bool = False, clock: Callable[[], float] | None = None
     ) -> InMemoryQueue:
         """The same port in memory, for the application's unit tests."""
-        from app.infrastructure.queue.memory_queue import InMemoryQueue
-
         return InMemoryQueue(self.settings, self.registry, run_inline=run_inline, clock=clock)
 
     def worker(
@@ -105,13 +106,6 @@ class Services:
         Raises:
             InvalidQueueNameError: a queue name is not valid.
         """
-        from app.infrastructure.queue.presence import WorkerPresence
-        from app.infrastructure.queue.progress import ProgressWriter
-        from app.infrastructure.queue.reaper import Reaper
-        from app.infrastructure.queue.store import RedisJobStore
-        from app.worker.execution import JobRunner
-        from app.worker.worker import WORKER_TTL, Worker
-
         settings, connection = self.settings, self.connection
         names = [check_queue_name(queue) for queue in (queues or settings.queue_names)]
         name = name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from app.infrastructure.queue.errors import QueueError
@@ -122,35 +122,7 @@ class Settings:
 
         For starting worker processes with the same configuration; it holds secrets, never log it.
         """
-        return {
-            "REDIS_URL": self.redis_url,
-            "QUEUE_NAMES": ",".join(self.queue_names),
-            "QUEUE_JOB_TIMEOUT": str(self.job_timeout),
-            "QUEUE_RESULT_TTL": str(self.result_ttl),
-            "QUEUE_FAILURE_TTL": str(self.failure_ttl),
-            "QUEUE_TTL": str(self.ttl or ""),
-            "QUEUE_MAX_PAYLOAD_BYTES": str(self.max_payload_bytes),
-            "QUEUE_RETRY_MAX": str(self.retry_max),
-            "QUEUE_RETRY_BASE_SECONDS": repr(self.retry_base),
-            "QUEUE_RETRY_FACTOR": repr(self.retry_factor),
-            "QUEUE_RETRY_CAP_SECONDS": repr(self.retry_cap),
-            "QUEUE_RETRY_JITTER": repr(self.retry_jitter),
-            "QUEUE_SERIALIZER": self.serializer,
-            "QUEUE_SIGNING_KEY": self.signing_key.decode() if self.signing_key else "",
-            "QUEUE_SIGNING_KEYS_OLD": ",".join(key.decode() for key in self.old_signing_keys),
-            "QUEUE_EXTRA_JOBS": ",".join(f"{name}={path}" for name, path in self.extra_jobs),
-            "REDIS_RETRY_SECONDS": repr(self.redis_retry_seconds),
-            "REDIS_SOCKET_TIMEOUT": repr(self.redis_socket_timeout),
-            "REDIS_CONNECT_TIMEOUT": repr(self.redis_connect_timeout),
-            "WORKER_MODE": self.worker_mode,
-            "WORKER_HEARTBEAT_INTERVAL": repr(self.heartbeat_interval),
-            "WORKER_MAINTENANCE_INTERVAL": repr(self.maintenance_interval),
-            "WORKER_IDLE_POLL": repr(self.idle_poll),
-            "DOCUMENTS_DIR": str(self.documents_dir),
-            "INGESTED_DIR": str(self.ingested_dir),
-            "LOG_LEVEL": self.log_level,
-            "LOG_FORMAT": self.log_format,
-        }
+        return {var.name: var.write(getattr(self, field)) for field, var in _VARIABLES.items()}
 
     def queue_for(self, priority: str) -> str:
         """The queue name that carries jobs of `priority` ('high', 'default' or 'low')."""
@@ -163,50 +135,12 @@ class Settings:
         Raises:
             ConfigError: a variable holds a value we cannot use; the message names it.
         """
-        env = os.environ if environ is None else environ
-        r = _Reader(env)
+        reader = _Reader(os.environ if environ is None else environ)
         defaults = cls()
-        return cls(
-            redis_url=r.text("REDIS_URL", defaults.redis_url),
-            queue_names=r.queue_names("QUEUE_NAMES", defaults.queue_names),
-            job_timeout=r.number("QUEUE_JOB_TIMEOUT", defaults.job_timeout, int, minimum=1),
-            result_ttl=r.number("QUEUE_RESULT_TTL", defaults.result_ttl, int, minimum=1),
-            failure_ttl=r.number("QUEUE_FAILURE_TTL", defaults.failure_ttl, int, minimum=1),
-            ttl=r.optional_int("QUEUE_TTL", minimum=1),
-            max_payload_bytes=r.number(
-                "QUEUE_MAX_PAYLOAD_BYTES", defaults.max_payload_bytes, int, minimum=64
-            ),
-            retry_max=r.number("QUEUE_RETRY_MAX", defaults.retry_max, int, minimum=0),
-            retry_base=r.number("QUEUE_RETRY_BASE_SECONDS", defaults.retry_base, float, minimum=0),
-            retry_factor=r.number("QUEUE_RETRY_FACTOR", defaults.retry_factor, float, minimum=1),
-            retry_cap=r.number("QUEUE_RETRY_CAP_SECONDS", defaults.retry_cap, float, minimum=0),
-            retry_jitter=r.number("QUEUE_RETRY_JITTER", defaults.retry_jitter, float, minimum=0, maximum=1),
-            serializer=r.text("QUEUE_SERIALIZER", defaults.serializer).lower(),
-            signing_key=r.secret("QUEUE_SIGNING_KEY"),
-            old_signing_keys=r.secrets("QUEUE_SIGNING_KEYS_OLD"),
-            extra_jobs=r.job_map("QUEUE_EXTRA_JOBS"),
-            redis_retry_seconds=r.number(
-                "REDIS_RETRY_SECONDS", defaults.redis_retry_seconds, float, minimum=0
-            ),
-            redis_socket_timeout=r.number(
-                "REDIS_SOCKET_TIMEOUT", defaults.redis_socket_timeout, float, minimum=0.01
-            ),
-            redis_connect_timeout=r.number(
-                "REDIS_CONNECT_TIMEOUT", defaults.redis_connect_timeout, float, minimum=0.01
-            ),
-            worker_mode=r.text("WORKER_MODE", defaults.worker_mode).lower(),
-            heartbeat_interval=r.number(
-                "WORKER_HEARTBEAT_INTERVAL", defaults.heartbeat_interval, float, minimum=0.1
-            ),
-            maintenance_interval=r.number(
-                "WORKER_MAINTENANCE_INTERVAL", defaults.maintenance_interval, float, minimum=0.1
-            ),
-            idle_poll=r.number("WORKER_IDLE_POLL", defaults.idle_poll, float, minimum=0.01, maximum=60),
-            documents_dir=Path(r.text("DOCUMENTS_DIR", str(defaults.documents_dir))),
-            ingested_dir=Path(r.text("INGESTED_DIR", str(defaults.ingested_dir))),
-            log_level=r.choice("LOG_LEVEL", defaults.log_level, ("DEBUG", "INFO", "WARNING", "ERROR")),
-            log_format=r.text("LOG_FORMAT", defaults.log_format).lower(),
-        )
+        values = {
+            field: var.read(reader, var.name, getattr(defaults, field)) for field, var in _VARIABLES.items()
+        }
+        return cls(**values)
 
 
 def _check_queue_names(names: tuple[str, ...], variable: str) -> None:
@@ -231,6 +165,12 @@ class _Reader:
 
     def text(self, name: str, default: str) -> str:
         return self._raw(name) or default
+
+    def lower(self, name: str, default: str) -> str:
+        return self.text(name, default).lower()
+
+    def path(self, name: str, default: Path) -> Path:
+        return Path(self.text(name, str(default)))
 
     def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
         value = (self._raw(name) or default).upper()
@@ -259,9 +199,9 @@ class _Reader:
             raise ConfigError(name, raw, f"must be <= {maximum}")
         return value
 
-    def optional_int(self, name: str, minimum: int) -> int | None:
+    def optional_int(self, name: str, default: int | None, minimum: int) -> int | None:
         if self._raw(name) is None:
-            return None
+            return default
         return self.number(name, 0, int, minimum=minimum)
 
     def queue_names(self, name: str, default: tuple[str, str, str]) -> tuple[str, str, str]:
@@ -272,20 +212,20 @@ class _Reader:
         _check_queue_names(names, name)
         return names  # type: ignore[return-value]
 
-    def secret(self, name: str) -> bytes | None:
+    def secret(self, name: str, default: bytes | None) -> bytes | None:
         raw = self._raw(name)
-        return raw.encode() if raw is not None else None
+        return raw.encode() if raw is not None else default
 
-    def secrets(self, name: str) -> tuple[bytes, ...]:
+    def secrets(self, name: str, default: tuple[bytes, ...]) -> tuple[bytes, ...]:
         raw = self._raw(name)
         if raw is None:
             return ()
         return tuple(part.strip().encode() for part in raw.split(",") if part.strip())
 
-    def job_map(self, name: str) -> tuple[tuple[str, str], ...]:
+    def job_map(self, name: str, default: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
         raw = self._raw(name)
         if raw is None:
-            return ()
+            return default
         pairs = []
         for item in raw.split(","):
             short, sep, path = item.strip().partition("=")
@@ -293,3 +233,59 @@ class _Reader:
                 raise ConfigError(name, item, "entries must look like name=package.module.function")
             pairs.append((short.strip(), path.strip()))
         return tuple(pairs)
+
+
+@dataclass(frozen=True)
+class _Var:
+    """One environment variable: its name, how it is read (with the field's default), how written."""
+
+    name: str
+    read: Callable[[_Reader, str, Any], Any]
+    write: Callable[[Any], str] = str
+
+
+def _num(kind: Callable[[str], Any], minimum: float | None = None, maximum: float | None = None) -> Any:
+    return lambda r, name, default: r.number(name, default, kind, minimum, maximum)
+
+
+def _choice(*allowed: str) -> Any:
+    return lambda r, name, default: r.choice(name, default, allowed)
+
+
+_FLOAT = repr  # floats are written so that they read back exactly
+_optional = _Var(
+    "", lambda r, name, default: r.optional_int(name, default, minimum=1), lambda v: str(v or "")
+)
+
+#: Every setting: the Settings field, and its environment variable. The one list of them.
+_VARIABLES: Mapping[str, _Var] = {
+    "redis_url": _Var("REDIS_URL", _Reader.text),
+    "queue_names": _Var("QUEUE_NAMES", _Reader.queue_names, ",".join),
+    "job_timeout": _Var("QUEUE_JOB_TIMEOUT", _num(int, minimum=1)),
+    "result_ttl": _Var("QUEUE_RESULT_TTL", _num(int, minimum=1)),
+    "failure_ttl": _Var("QUEUE_FAILURE_TTL", _num(int, minimum=1)),
+    "ttl": replace(_optional, name="QUEUE_TTL"),
+    "max_payload_bytes": _Var("QUEUE_MAX_PAYLOAD_BYTES", _num(int, minimum=64)),
+    "retry_max": _Var("QUEUE_RETRY_MAX", _num(int, minimum=0)),
+    "retry_base": _Var("QUEUE_RETRY_BASE_SECONDS", _num(float, minimum=0), _FLOAT),
+    "retry_factor": _Var("QUEUE_RETRY_FACTOR", _num(float, minimum=1), _FLOAT),
+    "retry_cap": _Var("QUEUE_RETRY_CAP_SECONDS", _num(float, minimum=0), _FLOAT),
+    "retry_jitter": _Var("QUEUE_RETRY_JITTER", _num(float, minimum=0, maximum=1), _FLOAT),
+    "serializer": _Var("QUEUE_SERIALIZER", _Reader.lower),
+    "signing_key": _Var("QUEUE_SIGNING_KEY", _Reader.secret, lambda v: v.decode() if v else ""),
+    "old_signing_keys": _Var(
+        "QUEUE_SIGNING_KEYS_OLD", _Reader.secrets, lambda v: ",".join(k.decode() for k in v)
+    ),
+    "extra_jobs": _Var("QUEUE_EXTRA_JOBS", _Reader.job_map, lambda v: ",".join(f"{n}={p}" for n, p in v)),
+    "redis_retry_seconds": _Var("REDIS_RETRY_SECONDS", _num(float, minimum=0), _FLOAT),
+    "redis_socket_timeout": _Var("REDIS_SOCKET_TIMEOUT", _num(float, minimum=0.01), _FLOAT),
+    "redis_connect_timeout": _Var("REDIS_CONNECT_TIMEOUT", _num(float, minimum=0.01), _FLOAT),
+    "worker_mode": _Var("WORKER_MODE", _Reader.lower),
+    "heartbeat_interval": _Var("WORKER_HEARTBEAT_INTERVAL", _num(float, minimum=0.1), _FLOAT),
+    "maintenance_interval": _Var("WORKER_MAINTENANCE_INTERVAL", _num(float, minimum=0.1), _FLOAT),
+    "idle_poll": _Var("WORKER_IDLE_POLL", _num(float, minimum=0.01, maximum=60), _FLOAT),
+    "documents_dir": _Var("DOCUMENTS_DIR", _Reader.path),
+    "ingested_dir": _Var("INGESTED_DIR", _Reader.path),
+    "log_level": _Var("LOG_LEVEL", _choice("DEBUG", "INFO", "WARNING", "ERROR")),
+    "log_format": _Var("LOG_FORMAT", _Reader.lower),
+}

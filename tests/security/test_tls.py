@@ -12,8 +12,8 @@ import pytest
 from app.infrastructure.queue.errors import QueueUnavailableError
 from app.infrastructure.queue.rq_queue import RQQueue
 from app.infrastructure.redis.connection import Guard, connect, describe
+from chaos.servers import PrivateRedis, TlsFiles, server_has_tls
 from tests.e2e.conftest import TASKQ, cli_env
-from tests.support.private_redis import PrivateRedis, TlsFiles, server_has_tls
 from tests.support.processes import WorkerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -30,7 +30,7 @@ def server() -> Iterator[PrivateRedis]:
 
 
 def test_enqueue_worker_and_cli_work_over_tls(server, settings):
-    tls = replace(settings, redis_url=server.url(), signing_key=b"tls-test-signing-key-0123")
+    tls = replace(settings, redis_url=server.url_for(), signing_key=b"tls-test-signing-key-0123")
     assert tls.redis_url.startswith("rediss://127.0.0.1:") and "ssl_ca_certs=" in tls.redis_url
     client = connect(tls)
     assert describe(client).startswith("rediss://")
@@ -55,7 +55,7 @@ def test_plain_text_to_the_tls_port_is_refused(server, settings):
 def test_a_certificate_from_another_authority_is_refused(server, settings, tmp_path):
     assert server.tls is not None
     stranger = TlsFiles.make(tmp_path)
-    url = server.url().replace(str(server.tls.cert), str(stranger.cert))
+    url = server.url_for().replace(str(server.tls.cert), str(stranger.cert))
     client = connect(replace(settings, redis_url=url), socket_timeout=2.0)
     with pytest.raises(QueueUnavailableError, match=r"(?i)certificate"):
         Guard(client, 0.2).call(client.ping)

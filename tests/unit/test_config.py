@@ -88,3 +88,13 @@ def test_repr_redacts_password_and_keys():
 )
 def test_redact_url(url, expected):
     assert redact_url(url) == expected
+
+
+def test_every_setting_has_one_environment_variable():
+    from dataclasses import fields
+
+    from app.config import _VARIABLES
+
+    assert [f.name for f in fields(Settings)] == list(_VARIABLES)
+    names = [var.name for var in _VARIABLES.values()]
+    assert len(names) == len(set(names))

@@ -7,20 +7,26 @@ counts run rq's own cleanup: that would fail or retry abandoned jobs behind our 
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import redis
 
 from app.config import Settings
 from app.infrastructure.queue import keys, lua
+from app.infrastructure.queue.admin_records import (
+    FailedJob,
+    QueueCounts,
+    WorkerInfo,
+    as_json,
+    counts_of,
+    failed_of,
+    worker_of,
+)
 from app.infrastructure.queue.errors import JobNotFoundError, JobStateError
-from app.infrastructure.queue.record import JobRecord, parse_rq_time, rq_time, summarize_error, text
-from app.infrastructure.queue.schema import JobStatus, WorkerField, packer
+from app.infrastructure.queue.record import JobRecord, parse_rq_time, rq_time, text
+from app.infrastructure.queue.schema import JobStatus, packer
 from app.infrastructure.redis.connection import Guard
 
 #: The registries `counts()` reports, in a job's order of life (a stopped job is in `failed`).
@@ -32,49 +38,7 @@ _PURGE_BATCH = 500
 _requeue_args = packer("requeue")
 _purge_args = packer("purge")
 
-
-@dataclass(frozen=True)
-class QueueCounts:
-    """How many jobs of one queue are in each state, and how long the oldest queued one has waited."""
-
-    queue: str
-    queued: int
-    scheduled: int
-    deferred: int
-    started: int
-    finished: int
-    failed: int
-    canceled: int
-    oldest_queued_age: float | None
-
-
-@dataclass(frozen=True)
-class WorkerInfo:
-    """A live worker, as it registered itself (rq's `rq:worker:<name>` hash)."""
-
-    name: str
-    host: str
-    pid: int | None
-    state: str
-    queues: tuple[str, ...]
-    current_job: str | None
-    last_heartbeat: datetime | None
-    birth: datetime | None
-    successful: int
-    failed: int
-
-
-@dataclass(frozen=True)
-class FailedJob:
-    """One entry of a failed registry: a job that failed for good, or was stopped."""
-
-    id: str
-    queue: str
-    job_name: str
-    status: str
-    attempts: int
-    ended_at: datetime | None
-    error: str | None
+__all__ = ["HEAD", "STATES", "FailedJob", "QueueAdmin", "QueueCounts", "WorkerInfo", "as_json"]
 
 
 class QueueAdmin:
@@ -120,7 +84,7 @@ class QueueAdmin:
 
         replies = self._guard.call(read)
         ages = self._oldest_ages(names, replies[7::8], now)
-        return [_counts(queue, replies[8 * i : 8 * i + 7], ages[queue]) for i, queue in enumerate(names)]
+        return [counts_of(queue, replies[8 * i : 8 * i + 7], ages[queue]) for i, queue in enumerate(names)]
 
     def _oldest_ages(self, names: list[str], heads: list[list[bytes]], now: float) -> dict[str, float | None]:
         def read() -> list[Any]:
@@ -155,7 +119,7 @@ class QueueAdmin:
 
         hashes = self._guard.call(read) if worker_keys else []
         return [
-            _worker(key.removeprefix(keys.key("worker", "")), fields)
+            worker_of(key.removeprefix(keys.key("worker", "")), fields)
             for key, fields in zip(worker_keys, hashes, strict=True)
             if fields and b"death" not in fields
         ]
@@ -176,7 +140,7 @@ class QueueAdmin:
 
         hashes = self._guard.call(read) if entries else []
         return [
-            _failed(JobRecord(job_id, fields), queue)
+            failed_of(JobRecord(job_id, fields), queue)
             for (queue, job_id), fields in zip(entries, hashes, strict=True)
             if fields
         ]
@@ -261,52 +225,3 @@ class QueueAdmin:
         _, args = _purge_args(queue=queue, limit=_PURGE_BATCH)
         looked, gone = self._guard.call(lambda: self._purge(args=args))
         return int(looked), int(gone)
-
-
-def _counts(queue: str, replies: Sequence[Any], oldest: float | None) -> QueueCounts:
-    queued, scheduled, deferred, started, finished, failed, canceled = (int(n) for n in replies)
-    return QueueCounts(queue, queued, scheduled, deferred, started, finished, failed, canceled, oldest)
-
-
-def _worker(name: str, fields: dict[bytes, bytes]) -> WorkerInfo:
-    def get(field: str) -> str | None:
-        raw = fields.get(field.encode())
-        return text(raw) if raw else None
-
-    pid = get("pid")
-    return WorkerInfo(
-        name=name,
-        host=get("hostname") or "?",
-        pid=int(pid) if pid and pid.isdigit() else None,
-        state=get(WorkerField.STATE) or "?",
-        queues=tuple((get("queues") or "").split(",")) if get("queues") else (),
-        current_job=get(WorkerField.CURRENT_JOB),
-        last_heartbeat=parse_rq_time(fields.get(WorkerField.LAST_HEARTBEAT.encode())),
-        birth=parse_rq_time(fields.get(b"birth")),
-        successful=int(get(WorkerField.SUCCESSFUL) or 0),
-        failed=int(get(WorkerField.FAILED) or 0),
-    )
-
-
-def _failed(record: JobRecord, queue: str) -> FailedJob:
-    return FailedJob(
-        id=record.id,
-        queue=queue,
-        job_name=record.job_name,
-        status=record.status,
-        attempts=record.attempts,
-        ended_at=record.ended_at,
-        error=summarize_error(record.error_text()),
-    )
-
-
-def as_json(item: QueueCounts | WorkerInfo | FailedJob) -> dict[str, Any]:
-    """A JSON-safe dict of one of this module's records (times as ISO 8601), for `--json`."""
-    return {
-        name: value.isoformat()
-        if isinstance(value, datetime)
-        else list(value)
-        if isinstance(value, tuple)
-        else value
-        for name, value in dataclasses.asdict(item).items()
-    }

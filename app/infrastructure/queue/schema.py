@@ -1,11 +1,9 @@
 """The job model, defined once: statuses, transitions, attempt endings, the job hash's fields,
 the Redis keys and the arguments of every script.
 
-Python reads these tables directly. The Lua scripts name them (`S.queued`, `F.status`,
-`K.job(id)`, `CAN.claim(status)`, `A.job_id`) and `lua.py` expands each name into its value
-when a script is loaded; a name that is not defined here stops the load with an error, so Lua and
-Python cannot drift apart silently. A new status or rule is one edit here plus the script that
-uses it.
+Python reads these tables; the Lua scripts name them (`S.queued`, `F.status`, `K.job(id)`,
+`CAN.claim(status)`, `A.job_id`) and `lua.py` expands each name when a script is built: a name
+not defined here stops the load. A new status or rule is one edit here plus the code that uses it.
 """
 
 from __future__ import annotations
@@ -97,17 +95,6 @@ TRANSITIONS: Mapping[str, Transition] = MappingProxyType(
     }
 )
 
-#: Which transition records each ending of an attempt.
-ENDING_TRANSITION: Mapping[Ending, str] = MappingProxyType(
-    {
-        Ending.FINISHED: "finish",
-        Ending.RETRY: "retry",
-        Ending.REQUEUE: "requeue",
-        Ending.FAILED: "fail",
-        Ending.STOPPED: "fail",
-    }
-)
-
 #: rq's result types in `rq:results:<id>` (rq.results.Result.Type), and the fields of an entry.
 RESULT_TYPES: Mapping[str, int] = MappingProxyType({"successful": 1, "failed": 2, "stopped": 3})
 RESULT_FIELDS: Mapping[str, str] = MappingProxyType(
@@ -170,9 +157,7 @@ class WorkerState:
 
 
 def _names(namespace: type) -> Mapping[str, str]:
-    return MappingProxyType(
-        {name.lower(): value for name, value in vars(namespace).items() if name.isupper()}
-    )
+    return MappingProxyType({name.lower(): v for name, v in vars(namespace).items() if name.isupper()})
 
 
 FIELDS = _names(Field)
@@ -245,28 +230,16 @@ class Layout:
 CLAIM_ARGS = ("now", "now_iso", "worker", "exec_id", "heartbeat_ttl", "worker_ttl", "promote")
 #: What every outcome script gets about the attempt it records.
 ATTEMPT_ARGS = ("job_id", "queue", "exec_id", "now", "now_iso", "worker")
+#: A success, then (claim_next = '1') the next claim, in the same call.
+FINISH_ARGS: tuple[str, ...] = (*ATTEMPT_ARGS, "return_value", "result_ttl", "has_dependencies")
+FINISH_ARGS += ("claim_next", "next_exec_id", "heartbeat_ttl", "worker_ttl", "promote")
 
 LAYOUTS: Mapping[str, Layout] = MappingProxyType(
     {
         "enqueue_one": Layout(args=("check_live", "register"), tail="job"),
         "enqueue": Layout(args=("now", "count"), tail="jobs"),
         "dequeue": Layout(keys=("worker_key",), args=CLAIM_ARGS, tail="queues"),
-        # A success, then (claim_next = '1') the next claim in the same call.
-        "finish": Layout(
-            keys=("worker_key",),
-            args=(
-                *ATTEMPT_ARGS,
-                "return_value",
-                "result_ttl",
-                "has_dependencies",
-                "claim_next",
-                "next_exec_id",
-                "heartbeat_ttl",
-                "worker_ttl",
-                "promote",
-            ),
-            tail="queues",
-        ),
+        "finish": Layout(keys=("worker_key",), args=FINISH_ARGS, tail="queues"),
         "fail": Layout(
             keys=("worker_key",), args=(*ATTEMPT_ARGS, "ending", "retry_at", "error", "error_b64")
         ),
@@ -279,7 +252,7 @@ LAYOUTS: Mapping[str, Layout] = MappingProxyType(
 
 
 def packer(script: str) -> Callable[..., list[Any]]:
-    """A function taking the script's arguments by name and returning (keys, args) for EVALSHA.
+    """A function taking the script's arguments by name and returning [keys, args] for EVALSHA.
 
     Generated once per script, with keyword-only parameters: a missing or unknown name raises
     TypeError at the call, never a value in the wrong place. The tail goes in as a list.
@@ -287,56 +260,26 @@ def packer(script: str) -> Callable[..., list[Any]]:
     return _PACKERS[script]
 
 
-def _make_packer(script: str, layout: Layout) -> Callable[..., list[Any]]:
-    names = [*layout.keys, *layout.args]
-    params = ", ".join([*names, *([layout.tail] if layout.tail else [])])
-    tail = f", *{layout.tail}" if layout.tail else ""
-    source = (
-        f"def pack_{script}(*, {params}):\n"
-        f"    return [[{''.join(k + ', ' for k in layout.keys)}], [{', '.join(layout.args)}{tail}]]\n"
-    )
+def _generate(name: str, params: str, body: str) -> Callable[..., list[Any]]:
     scope: dict[str, Any] = {}
-    exec(compile(source, f"<taskq schema: {script}>", "exec"), scope)  # noqa: S102 - our own tables
-    return scope[f"pack_{script}"]  # type: ignore[no-any-return]
+    source = f"def {name}(*, {params}):\n    return {body}\n"
+    exec(compile(source, f"<taskq schema: {name}>", "exec"), scope)  # noqa: S102 - our own tables
+    return scope[name]  # type: ignore[no-any-return]
 
 
-def pack_record(
-    *,
-    job_id: str,
-    queue: str,
-    run_at: str,
-    ttl: object,
-    stamp: str,
-    data: bytes,
-    description: str,
-    timeout: int,
-    result_ttl: int,
-    failure_ttl: int,
-    retries: int,
-    retry_intervals: str,
-    meta: bytes,
-    trace: str,
-    depends_on: tuple[str, ...] = (),
-) -> list[Any]:
-    """One JOB_RECORD in script order, its dependencies after it (the `jobs` tail of enqueue)."""
-    return [
-        job_id,
-        queue,
-        run_at,
-        ttl,
-        stamp,
-        data,
-        description,
-        timeout,
-        result_ttl,
-        failure_ttl,
-        retries,
-        retry_intervals,
-        meta,
-        trace,
-        len(depends_on),
-        *depends_on,
-    ]
+def _script_packer(script: str, layout: Layout) -> Callable[..., list[Any]]:
+    names = [*layout.keys, *layout.args, *([layout.tail] if layout.tail else [])]
+    tail = f", *{layout.tail}" if layout.tail else ""
+    keys = "".join(f"{key}, " for key in layout.keys)
+    return _generate(f"pack_{script}", ", ".join(names), f"[[{keys}], [{', '.join(layout.args)}{tail}]]")
+
+
+#: One JOB_RECORD by name, in script order, followed by its dependency count and ids.
+pack_record = _generate(
+    "pack_record",
+    ", ".join(RECORD_NAMES) + ", depends_on=()",
+    f"[{', '.join(RECORD_NAMES)}, len(depends_on), *depends_on]",
+)
 
 
 def record_fields(record: list[Any]) -> dict[str, Any]:
@@ -353,6 +296,4 @@ class SchemaError(Exception):
     """Raised at load when code and schema disagree (a script names something not defined here)."""
 
 
-_PACKERS = {name: _make_packer(name, layout) for name, layout in LAYOUTS.items()}
-if pack_record.__code__.co_varnames[: len(RECORD_NAMES)] != RECORD_NAMES:
-    raise SchemaError("pack_record's parameters are not JOB_RECORD's names, in order")
+_PACKERS = {name: _script_packer(name, layout) for name, layout in LAYOUTS.items()}

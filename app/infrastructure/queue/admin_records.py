@@ -1,0 +1,106 @@
+"""What `QueueAdmin` returns: frozen records of the queues, the workers and the failed jobs,
+decoded from rq's hashes, and their JSON form for `--json`."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from app.infrastructure.queue.record import JobRecord, parse_rq_time, summarize_error, text
+from app.infrastructure.queue.schema import WorkerField
+
+
+@dataclass(frozen=True)
+class QueueCounts:
+    """How many jobs of one queue are in each state, and how long the oldest queued one has waited."""
+
+    queue: str
+    queued: int
+    scheduled: int
+    deferred: int
+    started: int
+    finished: int
+    failed: int
+    canceled: int
+    oldest_queued_age: float | None
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A live worker, as it registered itself (rq's `rq:worker:<name>` hash)."""
+
+    name: str
+    host: str
+    pid: int | None
+    state: str
+    queues: tuple[str, ...]
+    current_job: str | None
+    last_heartbeat: datetime | None
+    birth: datetime | None
+    successful: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class FailedJob:
+    """One entry of a failed registry: a job that failed for good, or was stopped."""
+
+    id: str
+    queue: str
+    job_name: str
+    status: str
+    attempts: int
+    ended_at: datetime | None
+    error: str | None
+
+
+def counts_of(queue: str, replies: Sequence[Any], oldest: float | None) -> QueueCounts:
+    queued, scheduled, deferred, started, finished, failed, canceled = (int(n) for n in replies)
+    return QueueCounts(queue, queued, scheduled, deferred, started, finished, failed, canceled, oldest)
+
+
+def worker_of(name: str, fields: dict[bytes, bytes]) -> WorkerInfo:
+    def get(field: str) -> str | None:
+        raw = fields.get(field.encode())
+        return text(raw) if raw else None
+
+    pid = get("pid")
+    return WorkerInfo(
+        name=name,
+        host=get("hostname") or "?",
+        pid=int(pid) if pid and pid.isdigit() else None,
+        state=get(WorkerField.STATE) or "?",
+        queues=tuple((get("queues") or "").split(",")) if get("queues") else (),
+        current_job=get(WorkerField.CURRENT_JOB),
+        last_heartbeat=parse_rq_time(fields.get(WorkerField.LAST_HEARTBEAT.encode())),
+        birth=parse_rq_time(fields.get(b"birth")),
+        successful=int(get(WorkerField.SUCCESSFUL) or 0),
+        failed=int(get(WorkerField.FAILED) or 0),
+    )
+
+
+def failed_of(record: JobRecord, queue: str) -> FailedJob:
+    return FailedJob(
+        id=record.id,
+        queue=queue,
+        job_name=record.job_name,
+        status=record.status,
+        attempts=record.attempts,
+        ended_at=record.ended_at,
+        error=summarize_error(record.error_text()),
+    )
+
+
+def as_json(item: QueueCounts | WorkerInfo | FailedJob) -> dict[str, Any]:
+    """A JSON-safe dict of one of this module's records (times as ISO 8601), for `--json`."""
+    return {
+        name: value.isoformat()
+        if isinstance(value, datetime)
+        else list(value)
+        if isinstance(value, tuple)
+        else value
+        for name, value in dataclasses.asdict(item).items()
+    }

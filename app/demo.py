@@ -16,6 +16,7 @@ from pathlib import Path
 
 from app.bootstrap import bootstrap, default_settings
 from app.config import redact_url
+from app.infrastructure.process import stop_process
 from app.infrastructure.queue.job_paths import INGEST_DOC_JOB
 from app.infrastructure.queue.port import JobQueue, JobStatus, JobView
 from app.infrastructure.redis.embedded import EmbeddedRedis
@@ -96,12 +97,7 @@ def _table(views: dict[str, JobView]) -> str:
 
 
 def _stop(worker: subprocess.Popen[bytes]) -> None:
-    worker.terminate()
-    try:
-        worker.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        worker.wait()
+    stop_process(worker, grace=30)
     print(f"stopped the worker (exit {worker.returncode})")
 
 

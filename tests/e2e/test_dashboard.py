@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from app.infrastructure.process import stop_process
 from app.infrastructure.queue.rq_queue import RQQueue
 from app.infrastructure.queue.serialization import SIGNED_MAGIC
 from chaos.servers import free_port
@@ -78,12 +79,7 @@ def serving(settings) -> Iterator[str]:
         assert process.poll() is None, process.communicate()[0]
         yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, grace=10)
         if process.stdout:
             process.stdout.close()
 

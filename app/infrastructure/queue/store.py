@@ -177,13 +177,7 @@ class RedisJobStore:
         now = time.time()
         claim_next = next_execution_id is not None
         script_keys, args = _finish_args(
-            worker_key=self.key,
-            job_id=claim.job_id,
-            queue=claim.queue,
-            exec_id=claim.execution_id,
-            now=repr(now),
-            now_iso=rq_time(now),
-            worker=self.name,
+            **self._attempt(claim, now),
             return_value=return_blob,
             result_ttl=claim.record.result_ttl,
             has_dependencies="1" if claim.record.has_dependencies else "0",
@@ -203,13 +197,7 @@ class RedisJobStore:
         now = time.time()
         packed, b64 = encode_error(error)
         script_keys, args = _fail_args(
-            worker_key=self.key,
-            job_id=claim.job_id,
-            queue=claim.queue,
-            exec_id=claim.execution_id,
-            now=repr(now),
-            now_iso=rq_time(now),
-            worker=self.name,
+            **self._attempt(claim, now),
             ending=ending.value,
             retry_at="" if retry_at is None else repr(retry_at),
             error=packed,
@@ -219,6 +207,18 @@ class RedisJobStore:
             self._fail(keys=script_keys, args=args)
         if ending is not Ending.REQUEUE:
             self._count(WorkerField.FAILED, claim, now)
+
+    def _attempt(self, claim: Claim, now: float) -> dict[str, Any]:
+        """What every outcome script is told about the attempt (schema.ATTEMPT_ARGS), and our key."""
+        return {
+            "worker_key": self.key,
+            "job_id": claim.job_id,
+            "queue": claim.queue,
+            "exec_id": claim.execution_id,
+            "now": repr(now),
+            "now_iso": rq_time(now),
+            "worker": self.name,
+        }
 
     def heartbeat(self, claim: Claim | None) -> None:
         now = time.time()

@@ -172,3 +172,14 @@ def test_description_is_rq_style_and_bounded():
     text = describe("pkg.mod.fn", {"b": "x" * 1000, "a": 1})
     assert text.startswith("pkg.mod.fn(a=1, b='xxx")
     assert len(text) < 120
+
+
+def test_params_must_be_a_mapping_none_included():
+    for bad in (None, [("doc_id", "1")], "doc_id=1"):
+        with pytest.raises(InvalidParamsError, match="must be a mapping of str keys"):
+            builder().build(JobRequest(INGEST_DOC_JOB, bad), NOW)
+
+
+def test_an_unknown_option_is_refused_by_name():
+    with pytest.raises(InvalidOptionError, match="prioritty"):
+        builder().build(JobRequest(INGEST_DOC_JOB, {"doc_id": "1"}, prioritty="high"), NOW)

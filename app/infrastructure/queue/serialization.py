@@ -1,6 +1,6 @@
 """How job data, results and meta are turned into bytes and back: pickle or JSON, optionally signed.
 
-rq stores `zlib(serializer.dumps((func_name, instance, args, kwargs)))` in the job hash; we
+rq stores `zlib(serializer.dumps((job_name, instance, args, kwargs)))` in the job hash; we
 keep that format so rq's own tools read our jobs. With a signing key, every blob carries an
 HMAC-SHA256 tag that is checked before anything is unpickled, and decompression is bounded.
 """

@@ -69,3 +69,7 @@ cli.add_command(dashboard.dashboard)
 def main() -> None:
     """The `taskq` console script."""
     cli(prog_name="taskq")
+
+
+if __name__ == "__main__":  # `python -m app.cli.main`, as the console script
+    main()

@@ -43,6 +43,9 @@ class WorkerEvents(Protocol):
     def jobs_reaped(self, queue: str, requeued: list[str], failed: list[str]) -> None:
         """The reaper took back the jobs of dead workers."""
 
+    def outcome_dropped(self, claim: Claim) -> None:
+        """An outcome was not written: the job had been given to another worker (fencing)."""
+
 
 class NoEvents:
     """Does nothing; subclass it and override what you need."""
@@ -54,6 +57,9 @@ class NoEvents:
         pass
 
     def jobs_reaped(self, queue: str, requeued: list[str], failed: list[str]) -> None:
+        pass
+
+    def outcome_dropped(self, claim: Claim) -> None:
         pass
 
 

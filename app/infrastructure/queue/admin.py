@@ -7,7 +7,6 @@ counts run rq's own cleanup: that would fail or retry abandoned jobs behind our 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -25,9 +24,9 @@ from app.infrastructure.queue.admin_records import (
     worker_of,
 )
 from app.infrastructure.queue.errors import JobNotFoundError, JobStateError
-from app.infrastructure.queue.record import JobRecord, parse_rq_time, rq_time, text
+from app.infrastructure.queue.record import JobRecord, parse_rq_time, text
 from app.infrastructure.queue.schema import JobStatus, packer
-from app.infrastructure.redis.connection import Guard
+from app.infrastructure.redis.connection import Guard, server_time
 
 #: The registries `counts()` reports, in a job's order of life (a stopped job is in `failed`).
 STATES = tuple(status.value for status in JobStatus if status is not JobStatus.STOPPED)
@@ -66,7 +65,7 @@ class QueueAdmin:
             QueueUnavailableError: Redis unreachable.
         """
         names = list(queues) if queues is not None else self.queues()
-        now = time.time()
+        now = self._guard.call(lambda: server_time(self.connection))  # registries are scored by it
 
         def read() -> list[Any]:
             with self.connection.pipeline(transaction=False) as pipe:
@@ -191,7 +190,7 @@ class QueueAdmin:
             JobStateError: the job is not failed or stopped.
         """
         keys.check_job_id(job_id)
-        _, args = _requeue_args(job_id=job_id, now_iso=rq_time(time.time()))
+        _, args = _requeue_args(job_id=job_id)
         reply = self._guard.call(lambda: self._requeue(args=args))
         if reply[0] == -1:
             raise JobNotFoundError(job_id)

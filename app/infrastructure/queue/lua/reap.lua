@@ -2,7 +2,8 @@
 -- front of its queue if it has retries left, else it fails with a clear reason. rq only fails
 -- them, after 90 s + up to 10 min, and only retries jobs that had a Retry.
 -- Returns {requeued ids..., '|', failed ids...}.
-local queue, now, now_iso = A.queue, tonumber(A.now), A.now_iso
+local queue = A.queue
+local now, now_iso = server_now()
 local requeued, failed = {}, {}
 for _, entry in ipairs(redis.call('ZRANGEBYSCORE', K.started(queue), '-inf', now, 'LIMIT', 0, tonumber(A.limit))) do
   local sep = string.find(entry, ':', 1, true)

@@ -52,7 +52,7 @@ class Upkeep:
             beat = worker.store.heartbeat(claim)
             if not beat.registered:
                 log.warning("worker registered again name=%s: Redis had forgotten it", worker.name)
-                worker.presence.register(worker)
+                worker.presence.restore()
         except QueueError as exc:
             log.warning("heartbeat failed: %s", exc)
             return

@@ -120,3 +120,13 @@ def test_stop_a_running_job(taskq, settings, r):
     assert view.status.value == "stopped"
     assert taskq("status", slow).code == 3
     one_line_error(taskq("stop", slow), "it is stopped")
+
+
+def test_python_dash_m_app_cli_main_is_the_taskq_command():
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli.main", "--help"], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0 and "See and steer the taskq queues" in done.stdout

@@ -260,9 +260,9 @@ def _seconds(option: str, value: object, default: int | None) -> int:
 def _check_policy(policy: RetryPolicy) -> None:
     checks = {
         "max_retries": isinstance(policy.max_retries, int) and 0 <= policy.max_retries <= 100,
-        "base": _finite(policy.base) and policy.base >= 0,
+        "base": _finite(policy.base) and 0 <= policy.base <= MAX_SECONDS,
         "factor": _finite(policy.factor) and policy.factor >= 1,
-        "cap": _finite(policy.cap) and policy.cap >= 0,
+        "cap": _finite(policy.cap) and 0 <= policy.cap <= MAX_SECONDS,
         "jitter": _finite(policy.jitter) and 0 <= policy.jitter <= 1,
     }
     for name, ok in checks.items():

@@ -147,6 +147,7 @@ class WorkerField:
     SUCCESSFUL = "successful_job_count"
     FAILED = "failed_job_count"
     TOTAL_WORKING_TIME = "total_working_time"
+    BIRTH = "birth"  # written by rq's registration: a hash without it was not registered
 
 
 class WorkerState:

@@ -2,8 +2,8 @@
 -- job is still registered under this execution: a job the reaper took back is not revived), the
 -- worker's hash refreshed, its counters added.
 -- Returns {1 | 0 the job is still this execution's ('' without a job), 1 | 0 the worker's hash
--- was there}. A missing hash (Redis restarted without persistence) is left for the caller to
--- register again, whole.
+-- was there}. A hash that is missing, or was recreated in part by a claim (Redis restarted
+-- without persistence), is left for the caller to register again, whole.
 local now, now_iso = server_now()
 local mine = ''
 if A.job_id ~= '' then
@@ -11,7 +11,7 @@ if A.job_id ~= '' then
   mine = redis.call('ZSCORE', K.started(A.queue), entry) and 1 or 0
   if mine == 1 then redis.call('ZADD', K.started(A.queue), 'XX', now + tonumber(A.heartbeat_ttl), entry) end
 end
-if redis.call('EXISTS', A.worker_key) == 0 then return {mine, 0} end
+if redis.call('HEXISTS', A.worker_key, W.birth) == 0 then return {mine, 0} end
 if A.job_id ~= '' then redis.call('HSET', A.worker_key, W.working_time, A.working_time) end
 redis.call('HSET', A.worker_key, W.last_heartbeat, now_iso)
 redis.call('EXPIRE', A.worker_key, A.worker_ttl)

@@ -13,6 +13,8 @@ for _, entry in ipairs(redis.call('ZRANGEBYSCORE', K.started(queue), '-inf', now
   local key = K.job(id)
   if CAN.reap(redis.call('HGET', key, F.status)) then
     local worker = redis.call('HGET', key, F.worker_name) or ''
+    -- The execution is no longer the job's: its worker, should it come back, writes nothing.
+    redis.call('HDEL', key, F.execution)
     redis.call('HSET', key, F.exc_info, A.error, F.ended_at, now_iso)
     local left = tonumber(redis.call('HGET', key, F.retries_left)) or 0
     if left > 0 then

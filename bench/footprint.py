@@ -12,10 +12,10 @@ import redis
 import rq
 
 from app.infrastructure.queue.port import JobRequest
-from bench.common import Ctx, Result
+from bench.common import Ctx, Result, quick
 from bench.enqueue import taskq_queue
 
-JOBS = 10_000
+JOBS = 1_000 if quick() else 10_000
 
 
 def _grown(ctx: Ctx, enqueue: object) -> float:

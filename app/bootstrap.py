@@ -19,20 +19,25 @@ from typing import Any
 
 import redis
 
-from app.config import Settings
+from app.config import ConfigError, Settings
 from app.infrastructure.queue.admin import QueueAdmin
-from app.infrastructure.queue.job_paths import JobRegistry
+from app.infrastructure.queue.job_paths import LIMITS, JobRegistry
+from app.infrastructure.queue.job_spec import JobSpecBuilder
 from app.infrastructure.queue.keys import check_queue_name
+from app.infrastructure.queue.limits import merged, script_argument
 from app.infrastructure.queue.memory_queue import InMemoryQueue
 from app.infrastructure.queue.presence import WorkerPresence
 from app.infrastructure.queue.progress import ProgressWriter
 from app.infrastructure.queue.reaper import Reaper
 from app.infrastructure.queue.redis_store import RedisJobStore
 from app.infrastructure.queue.rq_queue import RQQueue
+from app.infrastructure.queue.schedule_store import ScheduleStore
 from app.infrastructure.queue.serialization import Serializer, make_serializer
 from app.infrastructure.redis.connection import connect
 from app.worker.events import WorkerEvents
 from app.worker.execution import JobRunner
+from app.worker.scheduler import Scheduler
+from app.worker.scheduler import load as load_schedules
 from app.worker.worker import WORKER_TTL, Worker
 
 
@@ -48,6 +53,19 @@ def default_settings() -> Settings:
 def registry_for(settings: Settings) -> JobRegistry:
     """The registry of jobs: `job_paths.JOBS` plus `QUEUE_EXTRA_JOBS`."""
     return JobRegistry(extra=settings.extra_jobs)
+
+
+def limits_for(settings: Settings, registry: JobRegistry) -> str:
+    """The claim script's limits (`job_paths.LIMITS` and `QUEUE_LIMITS`), by registered job path.
+
+    Raises:
+        ConfigError: a limit names a job that is not registered.
+    """
+    limits = merged(LIMITS, settings.limits)
+    for name in limits:
+        if not registry.is_registered(name) and name not in dict(registry):
+            raise ConfigError("QUEUE_LIMITS", name, "names no registered job (`taskq jobs` lists them)")
+    return script_argument(limits, registry)
 
 
 def serializer_for(settings: Settings) -> Serializer:
@@ -100,18 +118,23 @@ class Services:
         name: str | None = None,
         mode: str | None = None,
         events: Sequence[WorkerEvents] = (),
+        schedules: bool = False,
     ) -> Worker:
-        """A worker for `queues` (default: all, highest priority first) running `functions`.
+        """A worker for `queues` (default: all, highest priority first) running `functions`;
+        with `schedules`, it fires the schedules of `QUEUE_SCHEDULES_MODULE` too.
 
         Raises:
             InvalidQueueNameError: a queue name is not valid.
+            ScheduleError, ConfigError: a schedule or a limit cannot be used (the message says which).
         """
         settings, connection = self.settings, self.connection
         names = [check_queue_name(queue) for queue in (queues or settings.queue_names)]
         name = name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
         heartbeat_ttl = int(3 * settings.heartbeat_interval + 5)
         return Worker(
-            store=RedisJobStore(connection, name, names, heartbeat_ttl, WORKER_TTL + 60),
+            store=RedisJobStore(
+                connection, name, names, heartbeat_ttl, WORKER_TTL + 60, limits_for(settings, self.registry)
+            ),
             presence=WorkerPresence(connection, name, names, WORKER_TTL),
             reaper=Reaper(connection, names, settings.maintenance_interval, name),
             runner=JobRunner(
@@ -125,7 +148,17 @@ class Services:
             queues=names,
             mode=mode or settings.worker_mode,
             events=events,
+            scheduler=self.scheduler(events) if schedules else None,
         )
+
+    def scheduler(self, events: Sequence[WorkerEvents] = ()) -> Scheduler:
+        """The schedules' scheduler (`QUEUE_SCHEDULES_MODULE`), checked against the registry."""
+        schedules = load_schedules(self.settings.schedules_module, self.registry)
+        return Scheduler(schedules, self.schedule_store(), events)
+
+    def schedule_store(self) -> ScheduleStore:
+        """The schedules' state in Redis, and the script that fires their ticks."""
+        return ScheduleStore(self.connection, JobSpecBuilder(self.settings, self.registry, self.serializer))
 
 
 def bootstrap(settings: Settings | None = None, *, connection: redis.Redis | None = None) -> Services:

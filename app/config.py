@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from app.infrastructure.queue import limits
 from app.infrastructure.queue.errors import QueueError
 from app.infrastructure.queue.keys import QUEUE_NAME_RE
 
@@ -84,6 +85,8 @@ class Settings:
     signing_key: bytes | None = field(default=None, repr=False)
     old_signing_keys: tuple[bytes, ...] = field(default=(), repr=False)
     extra_jobs: tuple[tuple[str, str], ...] = ()
+    limits: str = ""  # QUEUE_LIMITS: "name=concurrency:2;rate:10/1s,..." (app/infrastructure/queue/limits.py)
+    schedules_module: str = "app.worker.schedules"
     redis_retry_seconds: float = 1.5
     redis_socket_timeout: float = 5.0
     redis_connect_timeout: float = 2.0
@@ -104,6 +107,10 @@ class Settings:
             raise ConfigError("WORKER_MODE", self.worker_mode, "must be 'fork' or 'inline'")
         if self.log_format not in ("text", "json"):
             raise ConfigError("LOG_FORMAT", self.log_format, "must be 'text' or 'json'")
+        try:
+            limits.parse(self.limits)
+        except limits.LimitError as exc:
+            raise ConfigError("QUEUE_LIMITS", self.limits, str(exc)) from None
         if self.signing_key is not None and len(self.signing_key) < 16:
             raise ConfigError("QUEUE_SIGNING_KEY", "<redacted>", "must be at least 16 bytes long")
 
@@ -279,6 +286,8 @@ _VARIABLES: Mapping[str, _Var] = {
         "QUEUE_SIGNING_KEYS_OLD", _Reader.secrets, lambda v: ",".join(k.decode() for k in v)
     ),
     "extra_jobs": _Var("QUEUE_EXTRA_JOBS", _Reader.job_map, lambda v: ",".join(f"{n}={p}" for n, p in v)),
+    "limits": _Var("QUEUE_LIMITS", _Reader.text),
+    "schedules_module": _Var("QUEUE_SCHEDULES_MODULE", _Reader.text),
     "redis_retry_seconds": _Var("REDIS_RETRY_SECONDS", _num(float, minimum=0), _FLOAT),
     "redis_socket_timeout": _Var("REDIS_SOCKET_TIMEOUT", _num(float, minimum=0.01), _FLOAT),
     "redis_connect_timeout": _Var("REDIS_CONNECT_TIMEOUT", _num(float, minimum=0.01), _FLOAT),

@@ -12,7 +12,7 @@ from typing import Any
 import click
 import redis
 
-from app.cli import dashboard, jobs, queues
+from app.cli import dashboard, flow, jobs, queues
 from app.cli.common import CliError, Session, url_option
 from app.infrastructure.queue.errors import QueueError, UnknownJobError
 from app.infrastructure.redis.connection import describe, translate
@@ -60,7 +60,18 @@ def demo() -> None:
     sys.exit(demo_module.main())
 
 
-for command in (jobs.jobs, jobs.enqueue, jobs.status, jobs.cancel, jobs.stop, queues.info, queues.failed):
+for command in (
+    jobs.jobs,
+    jobs.enqueue,
+    jobs.status,
+    jobs.cancel,
+    jobs.stop,
+    queues.info,
+    queues.failed,
+    flow.pause,
+    flow.resume,
+    flow.schedules,
+):
     cli.add_command(command)
 cli.add_command(worker_command, "worker")
 cli.add_command(dashboard.dashboard)

@@ -26,12 +26,24 @@ queue_option = click.option(
 def info(ctx: click.Context, as_json: bool, url: str | None) -> None:
     """Per queue, how many jobs are in each state; and the live workers."""
     admin = session(ctx).admin
-    counts, workers = admin.counts(), admin.workers()
+    counts, workers, limits = admin.counts(), admin.workers(), admin.limits()
+    paused = [c.queue for c in counts if c.paused]
     if as_json:
-        print_json({"queues": [admin_json(c) for c in counts], "workers": [admin_json(w) for w in workers]})
+        print_json(
+            {
+                "queues": [admin_json(c) for c in counts],
+                "workers": [admin_json(w) for w in workers],
+                "paused": paused,
+                "limits": [admin_json(use) for use in limits],
+            }
+        )
         return
     out = console()
     out.print(render.counts_table(counts))
+    if paused:
+        out.print(f"paused (no worker claims from them; `taskq resume QUEUE`): {', '.join(paused)}")
+    if limits:
+        out.print(render.limits_table(limits))
     out.print(render.workers_table(workers))
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from rich import box
 from rich.table import Table
 
-from app.infrastructure.queue.admin import STATES, FailedJob, QueueCounts, WorkerInfo
+from app.infrastructure.queue.admin import STATES, FailedJob, LimitUse, QueueCounts, WorkerInfo
 from app.infrastructure.queue.port import JobStatus, JobView
 
 _short = reprlib.Repr()
@@ -98,6 +98,19 @@ def counts_table(counts: Sequence[QueueCounts]) -> Table:
     table.add_column("oldest", justify="right")
     for c in counts:
         table.add_row(c.queue, *(str(getattr(c, state)) for state in STATES), age(c.oldest_queued_age))
+    return table
+
+
+def limits_table(limits: Sequence[LimitUse]) -> Table:
+    """Each limit in force: running / allowed, and the jobs waiting on it."""
+    table = _table("limits")
+    for column in ("job", "limit", "running", "allowed", "waiting", "keys"):
+        table.add_column(column, justify="left" if column in ("job", "limit") else "right")
+    for use in limits:
+        keys = str(use.keys) if use.kind.endswith("_per_key") else "-"
+        table.add_row(
+            use.job_name.rpartition(".")[2], use.kind, str(use.running), use.allowed, str(use.waiting), keys
+        )
     return table
 
 

@@ -1,13 +1,13 @@
 """The consumer: `python -m app.worker` runs the registered jobs. Job code uses this face:
 
-from app.worker import PermanentError, report_progress
+from app.worker import PermanentError, RateLimited, report_progress
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["PermanentError", "current_job", "report_progress"]
+__all__ = ["PermanentError", "RateLimited", "current_job", "report_progress"]
 
 
 def __getattr__(name: str) -> Any:

@@ -48,6 +48,9 @@ log = logging.getLogger("taskq.worker")
     help="Serve Prometheus metrics on this port (with --processes N: this port and the N-1 after it).",
 )
 @click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address for --metrics-port.")
+@click.option(
+    "--no-scheduler", "no_scheduler", is_flag=True, help="Do not fire the schedules (another worker does)."
+)
 @click.option("--supervised", is_flag=True, hidden=True, help="Started by a supervisor (which warned).")
 def worker_command(
     queues: str | None,
@@ -59,6 +62,7 @@ def worker_command(
     url: str | None,
     metrics_port: int | None,
     metrics_host: str,
+    no_scheduler: bool = False,
     supervised: bool = False,
 ) -> None:
     """Run background jobs from the queues until SIGTERM (which finishes the current job first)."""
@@ -67,14 +71,16 @@ def worker_command(
     if not supervised:
         warn_if_unsigned(settings)
     if processes > 1:
-        args = _passthrough(queues, burst, mode, max_jobs, url)
+        args = _passthrough(queues, burst, mode, max_jobs, url) + (["--no-scheduler"] if no_scheduler else [])
         sys.exit(Supervisor(processes, args, _metrics_args(metrics_port, metrics_host)).run())
     queue_names = [q.strip() for q in queues.split(",")] if queues else None
     services = bootstrap(settings)
     functions = _preflight(services)
     try:
         events = _metrics(metrics_port, metrics_host, settings)
-        worker = services.worker(functions, queue_names, name=name, mode=mode, events=events)
+        worker = services.worker(
+            functions, queue_names, name=name, mode=mode, events=events, schedules=not no_scheduler
+        )
         testing.install(worker)
         # Refused (a wrong password, an ACL without a command it needs; with --burst, Redis down
         # too long): one line, no traceback.

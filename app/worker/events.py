@@ -27,6 +27,7 @@ ENDINGS: Mapping[Ending, str] = MappingProxyType(
         Ending.RETRY: "retried",
         Ending.STOPPED: "stopped",
         Ending.REQUEUE: "requeued",
+        Ending.SNOOZE: "snoozed",
     }
 )
 
@@ -46,6 +47,9 @@ class WorkerEvents(Protocol):
     def outcome_dropped(self, claim: Claim) -> None:
         """An outcome was not written: the job had been given to another worker (fencing)."""
 
+    def schedule_fired(self, name: str, enqueued: int, skipped: int, missed: int) -> None:
+        """This worker fired a schedule's ticks: jobs enqueued, ticks skipped (overlap), missed."""
+
 
 class NoEvents:
     """Does nothing; subclass it and override what you need."""
@@ -60,6 +64,9 @@ class NoEvents:
         pass
 
     def outcome_dropped(self, claim: Claim) -> None:
+        pass
+
+    def schedule_fired(self, name: str, enqueued: int, skipped: int, missed: int) -> None:
         pass
 
 

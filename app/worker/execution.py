@@ -35,7 +35,7 @@ from app.infrastructure.queue.record import JobRecord
 from app.infrastructure.queue.schema import Ending
 from app.infrastructure.queue.serialization import Serializer
 from app.infrastructure.queue.store import Claim, ProgressSink
-from app.worker.runtime import JobContext, PermanentError, running
+from app.worker.runtime import JobContext, PermanentError, RateLimited, running
 
 UNSERIALIZABLE = "Unserializable return value"
 
@@ -57,6 +57,7 @@ class Outcome:
     error: str = ""
     retryable: bool = False
     job_name: str = ""
+    delay: float | None = None  # SNOOZE: run again this many seconds later
 
     @classmethod
     def failure(cls, error: str, retryable: bool, job_name: str = "") -> Outcome:
@@ -75,6 +76,8 @@ class Settled:
 def settle(record: JobRecord, outcome: Outcome) -> Settled:
     """The record of `outcome`: a retryable failure is retried after its backoff while it has
     retries left. A job whose stored retry list is corrupt fails, saying so (never the worker)."""
+    if outcome.ending is Ending.SNOOZE:
+        return Settled(Ending.SNOOZE, outcome.delay, outcome.error)
     if outcome.ending is not Ending.FAILED or not outcome.retryable or record.retries_left <= 0:
         return Settled(outcome.ending, None, outcome.error)
     try:
@@ -158,6 +161,10 @@ class JobRunner:
             return Outcome(Ending.STOPPED, error="Job stopped by request", job_name=job_name)
         except PermanentError:
             return Outcome.failure(traceback.format_exc(), retryable=False, job_name=job_name)
+        except RateLimited as exc:
+            return Outcome(
+                Ending.SNOOZE, error=f"RateLimited: {exc}", job_name=job_name, delay=exc.retry_after
+            )
         except (Exception, SystemExit, KeyboardInterrupt):  # a job's sys.exit() ends the job, not the worker
             return Outcome.failure(traceback.format_exc(), retryable=True, job_name=job_name)
         return self._finished(value, job_name)

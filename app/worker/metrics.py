@@ -59,6 +59,18 @@ class MetricsEvents(NoEvents):
             ["job", "queue"],
             registry=registry,
         )
+        self.schedule_skipped = Counter(
+            "taskq_schedule_skipped",
+            "Schedule ticks skipped because the previous run was still pending (overlap=skip).",
+            ["schedule"],
+            registry=registry,
+        )
+        self.schedule_missed = Counter(
+            "taskq_schedule_missed",
+            "Schedule ticks older than the catch-up window when a worker came to them: not run.",
+            ["schedule"],
+            registry=registry,
+        )
         self.reaped = Counter(
             "taskq_jobs_reaped",
             "Jobs of dead workers taken back by this worker's reaper, by outcome: requeued, failed.",
@@ -75,6 +87,10 @@ class MetricsEvents(NoEvents):
         self.duration.labels(name, claim.queue, ending).observe(duration)
         if ending == "retried":
             self.retries.labels(name, claim.queue).inc()
+
+    def schedule_fired(self, name: str, enqueued: int, skipped: int, missed: int) -> None:
+        self.schedule_skipped.labels(name).inc(skipped)
+        self.schedule_missed.labels(name).inc(missed)
 
     def outcome_dropped(self, claim: Claim) -> None:
         self.dropped.labels(claim.record.job_name, claim.queue).inc()
@@ -96,7 +112,7 @@ class QueueCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("taskq_redis_up", "1 if Redis answered this scrape, else 0.")
         try:
-            counts, workers = self.admin.counts(), self.admin.workers()
+            counts, workers, limits = self.admin.counts(), self.admin.workers(), self.admin.limits()
         except QueueError as exc:
             log.warning("metrics: cannot read the queues: %s", exc)
             up.add_metric([], 0)
@@ -118,7 +134,18 @@ class QueueCollector(Collector):
                 jobs.add_metric([c.queue, state], getattr(c, state))
         alive = GaugeMetricFamily("taskq_workers_alive", "Workers registered and alive (all queues).")
         alive.add_metric([], len(workers))
-        yield from (depth, oldest, jobs, alive)
+        running = GaugeMetricFamily(
+            "taskq_limit_running",
+            "Jobs running under a limit (concurrency), or started in its window (rate).",
+            labels=["job_name", "limit"],
+        )
+        waiting = GaugeMetricFamily(
+            "taskq_limit_waiting", "Jobs queued but held back by a limit.", labels=["job_name", "limit"]
+        )
+        for use in limits:
+            running.add_metric([use.job_name, use.kind], use.running)
+            waiting.add_metric([use.job_name, use.kind], use.waiting)
+        yield from (depth, oldest, jobs, alive, running, waiting)
 
 
 def serve(port: int, host: str, admin: QueueAdmin) -> MetricsEvents:

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from app.config import Settings
+from app.infrastructure.queue.schema import MAX_SECONDS
 from app.infrastructure.queue.store import ProgressSink
 
 
@@ -20,6 +21,19 @@ class PermanentError(Exception):
 
     For errors that another attempt cannot fix: bad input, a missing document.
     """
+
+
+class RateLimited(Exception):  # noqa: N818 - named for what the job says, as BullMQ's RateLimitError
+    """Raise this in a job (say on HTTP 429) to run it again `retry_after` seconds later.
+
+    The job goes back `scheduled`, without using an attempt or a retry; at most ten years.
+    """
+
+    def __init__(self, retry_after: float, message: str = "") -> None:
+        if not isinstance(retry_after, int | float) or isinstance(retry_after, bool) or not retry_after >= 0:
+            raise ValueError(f"RateLimited takes a number of seconds >= 0, not {retry_after!r}")
+        self.retry_after = min(float(retry_after), float(MAX_SECONDS))
+        super().__init__(message or f"rate limited: run again in {self.retry_after:g} s")
 
 
 @dataclass(frozen=True)

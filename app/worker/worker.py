@@ -24,6 +24,7 @@ from app.worker.events import ENDINGS, LogEvents, WorkerEvents
 from app.worker.execution import JobRunner, Outcome, settle
 from app.worker.modes import make_mode
 from app.worker.outage import BURST_PATIENCE, RECORD_PATIENCE, Outage
+from app.worker.scheduler import Scheduler
 from app.worker.shutdown import Shutdown
 from app.worker.upkeep import Upkeep
 
@@ -47,6 +48,7 @@ class Worker:
         queues: Sequence[str],
         mode: str,
         events: Sequence[WorkerEvents] = (),
+        scheduler: Scheduler | None = None,
     ) -> None:
         self.store, self.presence, self.reaper = store, presence, reaper
         self.settings = settings
@@ -56,6 +58,7 @@ class Worker:
         self.mode = make_mode(mode, runner, self.shutdown)
         self.outage = Outage()
         self.events: tuple[WorkerEvents, ...] = (LogEvents(), *events)
+        self.scheduler = scheduler
         self.current: Claim | None = None  # the job running now (the heartbeat keeps it alive)
         self._next_reply: ClaimReply | None = None  # a claim made ahead: with an outcome, or while idle
         self._lost: list[str] = []  # execution ids of claims whose reply was lost
@@ -75,6 +78,8 @@ class Worker:
         self.mode.start()
         upkeep = Upkeep(self, self.settings.heartbeat_interval / 2)
         upkeep.start()
+        if self.scheduler is not None:
+            self.scheduler.start()
         done = 0
         try:
             while not self.shutdown.warm.is_set() and (max_jobs is None or done < max_jobs):
@@ -88,6 +93,8 @@ class Worker:
                 more = not self.shutdown.warm.is_set() and (max_jobs is None or done < max_jobs)
                 self._record(claim, self._execute(claim), claim_next=more)
         finally:
+            if self.scheduler is not None:
+                self.scheduler.stop()
             upkeep.stop()
             self._release_held_claim()
             self._teardown()
@@ -152,8 +159,10 @@ class Worker:
                 return None
         claim = reply.claim()
         if claim is None:
-            self._idle = True
-            if not burst:
+            # A burst worker is done when nothing is left to run, but not while jobs wait on a
+            # limit: their slot or rate window comes back, and they are still its work.
+            self._idle = not reply.waiting
+            if not burst or reply.waiting:
                 self._wait_for_work(reply)
         return claim
 

@@ -242,3 +242,18 @@ def test_params_the_function_cannot_take_fail_at_once_naming_them(harness, param
     view = harness.queue.get(job_id)
     assert (view.status, view.attempts) == (JobStatus.FAILED, 1)  # no retry: it can never fit
     assert view.error.startswith("InvalidParamsError") and named in view.error, view.error
+
+
+def test_a_rate_limited_job_waits_its_turn_without_using_an_attempt(harness, tmp_path):
+    job_id = harness.queue.enqueue(
+        "rate_limited_once", {"path": str(tmp_path / "runs"), "retry_after": 3600}, retry=0
+    )
+    harness.drain()
+    view = harness.queue.get(job_id)
+    assert (view.status, view.attempts) == (JobStatus.SCHEDULED, 0)  # back later; retry=0 is not spent
+
+
+def test_jobs_with_a_limit_key_run_like_any_other(harness):
+    ids = [harness.queue.enqueue("add", {"a": i, "b": 1}, limit_key=f"customer-{i % 2}") for i in range(4)]
+    harness.drain()
+    assert [harness.queue.get(job_id).result for job_id in ids] == [1, 2, 3, 4]

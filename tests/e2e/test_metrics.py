@@ -6,11 +6,12 @@ import socket
 import subprocess
 import sys
 import urllib.request
+from dataclasses import replace
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.infrastructure.queue.port import RetryPolicy
+from app.infrastructure.queue.port import JobStatus, RetryPolicy
 from app.infrastructure.queue.rq_queue import RQQueue
 from chaos.servers import free_port
 from tests.support.processes import WorkerProcess, wait_until
@@ -64,6 +65,28 @@ def test_metrics_count_outcomes_retries_durations_and_read_the_queues(settings, 
     assert value(samples, "taskq_queue_oldest_job_age_seconds", queue="low") > 0
     assert value(samples, "taskq_queue_jobs", queue="default", state="failed") == 1
     assert value(samples, "taskq_workers_alive") >= 1
+
+
+def test_limits_are_gauges_running_and_waiting(settings, r):
+    limited = replace(settings, limits="sleep=concurrency:1")
+    queue = RQQueue(r, limited)
+    first, second = (queue.enqueue("sleep", {"seconds": 3}) for _ in range(2))
+    port = free_port()
+    job, kind = "tests.support.jobs.sleep", "concurrency"
+    with WorkerProcess(limited, "--processes", "2", "--mode", "inline", "--metrics-port", str(port)):
+        samples = wait_until(
+            lambda: (
+                (s := _try_scrape(port))
+                and value(s, "taskq_limit_running", job_name=job, limit=kind) == 1
+                and value(s, "taskq_limit_waiting", job_name=job, limit=kind) == 1
+                and s
+            ),
+            timeout=20,
+            what="one running, one waiting on the limit",
+        )
+        assert queue.get(second).status is JobStatus.QUEUED or queue.get(first).status is JobStatus.QUEUED
+        queue.wait(second, timeout=20)
+    assert value(samples, "taskq_queue_jobs", queue="default", state="started") == 1
 
 
 def test_each_supervised_worker_serves_its_own_port(settings):

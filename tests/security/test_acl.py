@@ -107,8 +107,19 @@ def test_the_whole_flow_runs_with_the_documented_users(server, settings, tmp_pat
     with WorkerProcess(as_role(settings, server, "worker")) as worker:
         assert queue.wait(ok, timeout=20).result == 5
         assert queue.wait(failing, timeout=20).status is JobStatus.FAILED
-    operator = as_role(settings, server, "operator")
-    for args in (("status", ok), ("info",), ("failed", "list"), ("failed", "requeue", failing), ("jobs",)):
+    operator = replace(
+        as_role(settings, server, "operator"), limits="add=concurrency:2;concurrency_per_key:1"
+    )
+    for args in (
+        ("status", ok),
+        ("info",),
+        ("failed", "list"),
+        ("failed", "requeue", failing),
+        ("jobs",),
+        ("pause", "low"),
+        ("resume", "low"),
+        ("schedules",),
+    ):
         run = taskq(operator, *args)
         assert run.returncode == 0, (args, run.stderr)
         assert PASSWORDS["operator"] not in run.stdout + run.stderr

@@ -96,6 +96,8 @@ TEST_JOBS = (
     ("fork_and_linger", f"{__name__}.fork_and_linger"),
     ("exit_now", f"{__name__}.exit_now"),
     ("big_result", f"{__name__}.big_result"),
+    ("span", f"{__name__}.span"),
+    ("rate_limited_once", f"{__name__}.rate_limited_once"),
 )
 
 
@@ -114,3 +116,25 @@ def exit_now(code: int = 0) -> None:
 
 def big_result(size: int) -> str:
     return "x" * size
+
+
+def span(path: str, seconds: float) -> float:
+    """Appends `start <time> <pid>`, sleeps, appends `end <time> <pid>`: a ledger of who ran when."""
+    with open(path, "a") as handle:
+        handle.write(f"start {time.time()!r} {os.getpid()}\n")
+    time.sleep(seconds)
+    with open(path, "a") as handle:
+        handle.write(f"end {time.time()!r} {os.getpid()}\n")
+    return seconds
+
+
+def rate_limited_once(path: str, retry_after: float) -> int:
+    """Says RateLimited on its first run (429-style), then succeeds: runs counted in `path`."""
+    from app.worker.runtime import RateLimited
+
+    runs = len(Path(path).read_text().splitlines()) + 1 if Path(path).exists() else 1
+    with open(path, "a") as handle:
+        handle.write(f"{time.time()!r}\n")
+    if runs == 1:
+        raise RateLimited(retry_after)
+    return runs

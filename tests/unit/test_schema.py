@@ -28,7 +28,9 @@ from app.infrastructure.queue.schema import (
 def test_every_script_builds_with_no_schema_name_left(script):
     source = lua.source(script)
     assert source.startswith("#!lua\n")
-    assert not re.search(r"\b(S|E|F|W|WS|RESULT|RF|LIST|K|IN|CAN|MOVE|A)\.[a-z_]", source.partition("\n")[2])
+    assert not re.search(
+        r"\b(S|E|F|W|WS|SF|RESULT|RF|LIST|K|IN|CAN|MOVE|A)\.[a-z_]", source.partition("\n")[2]
+    )
 
 
 def test_a_name_the_schema_does_not_define_stops_the_build():
@@ -76,9 +78,10 @@ def test_packers_take_names_only_and_keep_the_layout_order():
         heartbeat_ttl=1,
         worker_ttl=2,
         promote="1",
+        limits="",
         queues=["high", "low"],
     )
-    assert keys_ == ["w"] and args == ["n", "e", 1, 2, "1", "high", "low"]
+    assert keys_ == ["w"] and args == ["n", "e", 1, 2, "1", "", "high", "low"]
 
 
 def test_a_record_packs_in_job_record_order_and_fills_its_fields():

@@ -16,6 +16,7 @@ from app.config import Settings
 from app.infrastructure.queue import keys, lua
 from app.infrastructure.queue.admin_records import (
     FailedJob,
+    LimitUse,
     QueueCounts,
     WorkerInfo,
     as_json,
@@ -24,8 +25,10 @@ from app.infrastructure.queue.admin_records import (
     worker_of,
 )
 from app.infrastructure.queue.errors import JobNotFoundError, JobStateError
+from app.infrastructure.queue.job_paths import LIMITS, JobRegistry
+from app.infrastructure.queue.limits import merged
 from app.infrastructure.queue.record import JobRecord, parse_rq_time, text
-from app.infrastructure.queue.schema import JobStatus, packer
+from app.infrastructure.queue.schema import KEYS, Field, JobStatus, packer
 from app.infrastructure.redis.connection import Guard, server_time
 
 #: The registries `counts()` reports, in a job's order of life (a stopped job is in `failed`).
@@ -37,7 +40,7 @@ _PURGE_BATCH = 500
 _requeue_args = packer("requeue")
 _purge_args = packer("purge")
 
-__all__ = ["HEAD", "STATES", "FailedJob", "QueueAdmin", "QueueCounts", "WorkerInfo", "as_json"]
+__all__ = ["HEAD", "STATES", "FailedJob", "LimitUse", "QueueAdmin", "QueueCounts", "WorkerInfo", "as_json"]
 
 
 class QueueAdmin:
@@ -78,12 +81,35 @@ class QueueAdmin:
                     pipe.zcount(keys.key("finished", queue), now, "+inf")
                     pipe.zcount(keys.key("failed", queue), now, "+inf")
                     pipe.zcard(keys.key("canceled", queue))
+                    pipe.sismember(keys.PAUSED, queue)
                     pipe.lrange(keys.queue(queue), 0, HEAD - 1)
+                    pipe.smembers(keys.key("groups", queue))
                 return pipe.execute()
 
         replies = self._guard.call(read)
-        ages = self._oldest_ages(names, replies[7::8], now)
-        return [counts_of(queue, replies[8 * i : 8 * i + 7], ages[queue]) for i, queue in enumerate(names)]
+        ages = self._oldest_ages(names, replies[8::10], now)
+        grouped = self._grouped(names, replies[9::10])
+        counts = []
+        for i, queue in enumerate(names):
+            row = replies[10 * i : 10 * i + 8]
+            row[0] = int(row[0]) + grouped[queue]  # keyed jobs wait in their key's group
+            counts.append(counts_of(queue, row, ages[queue]))
+        return counts
+
+    def _grouped(self, names: list[str], groups: list[set[bytes]]) -> dict[str, int]:
+        """Per queue, the jobs waiting in its keys' groups (jobs enqueued with a limit key)."""
+        members = [(queue, text(key)) for queue, keys_ in zip(names, groups, strict=True) for key in keys_]
+
+        def read() -> list[Any]:
+            with self.connection.pipeline(transaction=False) as pipe:
+                for queue, key in members:
+                    pipe.llen(keys.key("group", f"{queue}:{key}"))
+                return pipe.execute()
+
+        found = dict.fromkeys(names, 0)
+        for (queue, _), length in zip(members, self._guard.call(read) if members else [], strict=True):
+            found[queue] += int(length)
+        return found
 
     def _oldest_ages(self, names: list[str], heads: list[list[bytes]], now: float) -> dict[str, float | None]:
         def read() -> list[Any]:
@@ -100,6 +126,84 @@ class QueueAdmin:
             known = [t.timestamp() for t in times if t is not None]
             ages[queue] = max(0.0, now - min(known)) if known else None
         return ages
+
+    def paused(self) -> list[str]:
+        """The queues no worker claims from (`taskq pause`)."""
+        return sorted(text(name) for name in self._guard.call(lambda: self.connection.smembers(keys.PAUSED)))
+
+    def limits(self) -> list[LimitUse]:
+        """Every limit in force (`job_paths.LIMITS`, `QUEUE_LIMITS`), with what runs and waits on it.
+
+        Read without SCAN (an operator needs no keyspace-wide command): job-wide limits from their
+        slot and rate sets; per-key ones from the running jobs (the started registries) and the
+        waiting lists and held keys in `limit_blocked`.
+        """
+        paths = dict(JobRegistry(extra=self.settings.extra_jobs))
+        limits = merged(LIMITS, self.settings.limits)
+        if not limits:
+            return []
+        now = self._guard.call(lambda: server_time(self.connection))
+        keyed, held = self._keyed_use()
+        uses = []
+        for name, limit in limits.items():
+            job_name = paths.get(name, name)
+            for kind, allowed in limit.in_force():
+                if kind.endswith("_per_key"):
+                    running, holders, waiting = keyed.get(job_name, (0, set(), 0))
+                    # A held key's jobs wait in its group, whatever their names: counted on each.
+                    uses.append(LimitUse(job_name, kind, allowed, running, waiting + held, len(holders)))
+                else:
+                    window = limit.rate[1] / 1000 if kind == "rate" else 0.0
+                    uses.append(self._use(job_name, kind, allowed, window, now))
+        return uses
+
+    def _use(self, job_name: str, kind: str, allowed: str, window: float, now: float) -> LimitUse:
+        def read() -> tuple[int, int]:
+            if kind == "rate":
+                running = self.connection.zcount(keys.key("rate", job_name), now - window, "+inf")
+            else:
+                running = self.connection.zcard(keys.key("slots", job_name))
+            return int(running), int(self.connection.llen(keys.key("limit_wait", job_name)))
+
+        running, waiting = self._guard.call(read)
+        return LimitUse(job_name, kind, allowed, running, waiting, 0)
+
+    def _keyed_use(self) -> tuple[dict[str, tuple[int, set[str], int]], int]:
+        """Per job name: (running jobs with a limit key, their keys, jobs set aside on a key's limit);
+        and the jobs in the groups of held keys."""
+
+        def read() -> tuple[list[list[Any]], list[tuple[bytes, int]]]:
+            entries = [
+                text(entry).rpartition(":")[0]
+                for queue in self.queues()
+                for entry in self.connection.zrange(keys.started(queue), 0, 999)
+            ]
+            with self.connection.pipeline(transaction=False) as pipe:
+                for job_id in entries:
+                    pipe.hmget(keys.job(job_id), Field.DESCRIPTION, Field.LIMIT_KEY)
+                running = pipe.execute()
+            blocked: list[bytes] = self.connection.zrange(KEYS["limit_blocked"], 0, 999)  # type: ignore[assignment]
+            with self.connection.pipeline(transaction=False) as pipe:
+                for member in blocked:  # waiting lists, and the groups of held keys
+                    pipe.llen(member)
+                return running, list(zip(blocked, pipe.execute(), strict=True))
+
+        running, blocked = self._guard.call(read)
+        found: dict[str, tuple[int, set[str], int]] = {}
+        for description, limit_key in running:
+            if description and limit_key:
+                name = text(description).partition("(")[0]
+                count, holders, waiting = found.get(name, (0, set(), 0))
+                found[name] = (count + 1, holders | {text(limit_key)}, waiting)
+        wait_prefix = KEYS["limit_wait"].format("")
+        for member, length in blocked:
+            name = text(member).removeprefix(wait_prefix).rpartition(":")[0]
+            if text(member).startswith(wait_prefix) and name:
+                count, holders, waiting = found.get(name, (0, set(), 0))
+                found[name] = (count, holders, waiting + int(length))
+        group_prefix = KEYS["group"].format("")
+        held = sum(int(length) for member, length in blocked if text(member).startswith(group_prefix))
+        return found, held
 
     def workers(self) -> list[WorkerInfo]:
         """The live workers (registered and not dead), by name.

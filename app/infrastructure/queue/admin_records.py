@@ -26,6 +26,7 @@ class QueueCounts:
     failed: int
     canceled: int
     oldest_queued_age: float | None
+    paused: bool = False
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,18 @@ class WorkerInfo:
 
 
 @dataclass(frozen=True)
+class LimitUse:
+    """One limit in force: how many jobs of that name (per key: over every key) run and wait."""
+
+    job_name: str
+    kind: str  # concurrency, rate, concurrency_per_key, rate_per_key
+    allowed: str  # "2", "10/1000ms"
+    running: int  # holding a slot (concurrency), or started within the window (rate)
+    waiting: int  # set aside until the limit lets them run
+    keys: int  # per-key limits: the keys seen
+
+
+@dataclass(frozen=True)
 class FailedJob:
     """One entry of a failed registry: a job that failed for good, or was stopped."""
 
@@ -58,8 +71,10 @@ class FailedJob:
 
 
 def counts_of(queue: str, replies: Sequence[Any], oldest: float | None) -> QueueCounts:
-    queued, scheduled, deferred, started, finished, failed, canceled = (int(n) for n in replies)
-    return QueueCounts(queue, queued, scheduled, deferred, started, finished, failed, canceled, oldest)
+    queued, scheduled, deferred, started, finished, failed, canceled, paused = (int(n) for n in replies)
+    return QueueCounts(
+        queue, queued, scheduled, deferred, started, finished, failed, canceled, oldest, bool(paused)
+    )
 
 
 def worker_of(name: str, fields: dict[bytes, bytes]) -> WorkerInfo:
@@ -94,7 +109,7 @@ def failed_of(record: JobRecord, queue: str) -> FailedJob:
     )
 
 
-def as_json(item: QueueCounts | WorkerInfo | FailedJob) -> dict[str, Any]:
+def as_json(item: QueueCounts | WorkerInfo | FailedJob | LimitUse) -> dict[str, Any]:
     """A JSON-safe dict of one of this module's records (times as ISO 8601), for `--json`."""
     return {
         name: value.isoformat()

@@ -28,6 +28,10 @@ JOBS: Mapping[str, str] = MappingProxyType(
 #: a job written by anyone else that names a callback not listed here is refused, unimported.
 CALLBACKS: frozenset[str] = frozenset()
 
+#: Concurrency and rate limits by job (short name or path), in `QUEUE_LIMITS`'s words, e.g.
+#: `{"ingest_doc": "concurrency:2;rate:10/1s"}`; `QUEUE_LIMITS` overrides them by name.
+LIMITS: Mapping[str, str] = MappingProxyType({})
+
 
 class JobRegistry:
     """The allow-list of jobs: looks names up, suggests close ones, never imports anything."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import reprlib
 import zlib
 from collections.abc import Mapping, Sequence
@@ -29,6 +30,8 @@ from app.infrastructure.queue.schema import pack_record
 from app.infrastructure.queue.serialization import Serializer, dumps_job_data, find_unserializable_key
 
 MAX_META_BYTES = 16 * 1024
+#: A limit key becomes part of Redis key names: no ':' (it would reach other keys), no spaces.
+LIMIT_KEY_RE = re.compile(r"[A-Za-z0-9_.@-]{1,128}")
 #: Serialized data at least this long is zlib-compressed (rq's format); shorter data is stored
 #: as is, which rq also reads (its fallback), and saves the compressor's time on the hot path.
 COMPRESS_FROM = 1024
@@ -62,6 +65,7 @@ class JobSpec(NamedTuple):
     depends_on: tuple[str, ...]
     meta: Mapping[str, Any]
     meta_blob: bytes | None
+    limit_key: str = ""  # what its per-key limits count by
 
     @property
     def max_attempts(self) -> int:
@@ -107,7 +111,7 @@ class JobSpecBuilder:
         data, signature = self._serialize(job_name, params)
         settings = self.settings
         return JobSpec(
-            job_id=check_job_id(job_id) if job_id is not None else os.urandom(16).hex(),
+            job_id=check_job_id(job_id, scheduled=False) if job_id is not None else os.urandom(16).hex(),
             explicit_id=job_id is not None,
             job_name=job_name,
             params=params,
@@ -125,6 +129,7 @@ class JobSpecBuilder:
             depends_on=depends_on,
             meta=meta,
             meta_blob=self.serializer.dumps(meta) if meta else None,
+            limit_key=_check_limit_key(get("limit_key")),
         )
 
     def _queue(self, priority: object) -> str:
@@ -241,6 +246,14 @@ def _check_meta(meta: object) -> dict[str, Any]:
     return dict(meta)
 
 
+def _check_limit_key(key: object) -> str:
+    if key is None:
+        return ""
+    if not isinstance(key, str) or not LIMIT_KEY_RE.fullmatch(key):
+        raise InvalidOptionError("limit_key", key, "limit keys must match [A-Za-z0-9_.@-]{1,128}")
+    return key
+
+
 def _optional_seconds(option: str, value: object, default: int | None) -> int | None:
     return None if value is None and default is None else _seconds(option, value, default)
 
@@ -296,5 +309,6 @@ def spec_record(spec: JobSpec, trace: str = "") -> list[Any]:
         retry_intervals="[" + ",".join(map(repr, intervals)) + "]",
         meta=spec.meta_blob or b"",
         trace=trace,
+        limit_key=spec.limit_key,
         depends_on=spec.depends_on,
     )

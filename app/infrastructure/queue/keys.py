@@ -14,6 +14,9 @@ from app.infrastructure.queue.schema import KEYS
 
 # Used with `fullmatch` only: with `match`, a `$` anchor accepts a trailing newline ("abc\n").
 JOB_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,128}")
+#: The ids the scheduler gives a schedule's jobs (`schedule:<name>:<tick>`): read like any id,
+#: never accepted from a producer (a tick's id is the schedule's to take).
+SCHEDULED_ID_RE = re.compile(r"schedule:[a-z0-9][a-z0-9_-]{0,63}:\d{1,12}")
 QUEUE_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 #: Key prefixes this project writes: rq's, and ours. Nothing is ever written outside them.
@@ -22,17 +25,21 @@ NAMESPACES = ("rq:", "taskq:")
 QUEUES_SET = KEYS["queues"]
 WORKERS_SET = KEYS["workers"]
 SUSPENDED = KEYS["suspended"]
+PAUSED = KEYS["paused"]
 
 
-def check_job_id(job_id: object) -> str:
-    """Return `job_id` if it is `[A-Za-z0-9_-]{1,128}`.
+def check_job_id(job_id: object, *, scheduled: bool = True) -> str:
+    """Return `job_id` if it is `[A-Za-z0-9_-]{1,128}` (or, unless `scheduled` is false, a
+    scheduled job's `schedule:<name>:<tick>`).
 
     Raises:
         InvalidJobIdError: anything else.
     """
-    if not isinstance(job_id, str) or not JOB_ID_RE.fullmatch(job_id):
-        raise InvalidJobIdError(job_id)
-    return job_id
+    if isinstance(job_id, str) and (
+        JOB_ID_RE.fullmatch(job_id) or (scheduled and SCHEDULED_ID_RE.fullmatch(job_id))
+    ):
+        return job_id
+    raise InvalidJobIdError(job_id)
 
 
 def check_queue_name(name: object) -> str:

@@ -6,7 +6,7 @@ so the scripts cost nothing at run time for being named:
 | In a script | Becomes |
 | :--- | :--- |
 | `S.queued`, `E.retry`, `F.status`, `W.state`, `WS.busy` | a status, an ending, a field, a worker state |
-| `RESULT.failed`, `RF.exc_string` | rq's result type number, a field of a result entry |
+| `RESULT.failed`, `RF.exc_string`, `SF.last_tick` | rq's result type, a field of a result, of a schedule |
 | `LIST.claim_fields` | a list of names, as a table |
 | `K.job(id)`, `K.suspended` | a key function (emitted once), or a constant key, quoted |
 | `IN.live(st)`, `CAN.claim(st)` | a predicate on a status group or a transition's sources |
@@ -31,6 +31,7 @@ from app.infrastructure.queue.schema import (
     LISTS,
     RESULT_FIELDS,
     RESULT_TYPES,
+    SCHEDULE_FIELDS,
     TRANSITIONS,
     WORKER_FIELDS,
     WORKER_STATES,
@@ -42,7 +43,7 @@ from app.infrastructure.queue.schema import (
 
 NAMES = tuple(LAYOUTS)
 #: The shared functions; a script gets those it calls (directly or through another), no more.
-_LIBRARIES = ("prelude", "lib_jobs", "lib_worker")
+_LIBRARIES = ("prelude", "lib_limits", "lib_jobs", "lib_worker")
 _FUNCTION = re.compile(r"^local function (\w+)\(", re.MULTILINE)
 
 _CONSTANTS = {
@@ -53,8 +54,9 @@ _CONSTANTS = {
     "WS": dict(WORKER_STATES),
     "RESULT": {name: str(number) for name, number in RESULT_TYPES.items()},
     "RF": dict(RESULT_FIELDS),
+    "SF": dict(SCHEDULE_FIELDS),
 }
-_NAME = re.compile(r"\b(S|E|F|W|WS|RESULT|RF|LIST|K|IN|CAN|MOVE|A)\.([a-z_][a-z0-9_]*)\b(\()?")
+_NAME = re.compile(r"\b(S|E|F|W|WS|SF|RESULT|RF|LIST|K|IN|CAN|MOVE|A)\.([a-z_][a-z0-9_]*)\b(\()?")
 
 
 @cache
@@ -188,14 +190,23 @@ def _mover(transition: str) -> str:
 
 
 def _tail(layout: Layout) -> list[str]:
+    """The reader of the layout's tail: values, one job record, `count` records, or `count`
+    (tick, record) pairs; as the local `A_<tail>`."""
     first = len(layout.args) + 1
-    if layout.tail not in ("job", "jobs"):
+    if layout.tail not in ("job", "jobs", "ticks"):
         name = f"A_{layout.tail}"
         return [f"local {name} = {{}}", f"for i = {first}, #ARGV do {name}[#{name} + 1] = ARGV[i] end"]
     lines = _record_reader()
     if layout.tail == "job":
         return [*lines, f"local A_job = read_job({first})"]
     count = f"ARGV[{layout.args.index('count') + 1}]"
+    if layout.tail == "ticks":
+        read = "local tick = tonumber(ARGV[pos]) A_ticks[i], pos = read_job(pos + 1) A_ticks[i].tick = tick"
+        return [
+            *lines,
+            "local A_ticks = {}",
+            f"do local pos = {first} for i = 1, tonumber({count}) do {read} end end",
+        ]
     return [
         *lines,
         "local A_jobs = {}",

@@ -131,7 +131,7 @@ class MemoryStore:
                 job_id = self.lists[queue].popleft()
                 if TRANSITIONS["claim"].allows(self.status(job_id)):
                     return self._claimed(queue, job_id, execution_id, now)
-        return ClaimReply([b"", b""], execution_id, now)
+        return ClaimReply([b"", b"", b"0"], execution_id, now)
 
     def _claimed(self, queue: str, job_id: str, execution_id: str, now: float) -> ClaimReply:
         job = self.jobs[job_id]
@@ -160,6 +160,10 @@ class MemoryStore:
         job[Field.EXC_INFO.encode()] = error.encode()
         if ending is Ending.REQUEUE:
             self._back_to_queue(job_id, "requeue", at_front=True)
+        elif ending is Ending.SNOOZE:
+            job[Field.ATTEMPTS.encode()] = _b(max(int(job.get(Field.ATTEMPTS.encode(), b"1")) - 1, 0))
+            self._move(job_id, "snooze", _S.SCHEDULED.value)
+            self.scheduled[job_id] = self.clock() + (retry_in or 0.0)
         elif ending is Ending.RETRY:
             job[Field.RETRIES_LEFT.encode()] = _b(max(int(job[Field.RETRIES_LEFT.encode()]) - 1, 0))
             if retry_in is not None:

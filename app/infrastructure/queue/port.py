@@ -93,6 +93,7 @@ class EnqueueOptions(TypedDict, total=False):
     job_id: str | None
     depends_on: str | Sequence[str] | None
     meta: Mapping[str, Any] | None
+    limit_key: str | None
 
 
 OPTION_NAMES = frozenset(EnqueueOptions.__optional_keys__)

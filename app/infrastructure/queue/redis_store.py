@@ -35,12 +35,20 @@ class RedisJobStore:
     """`JobStore` on Redis, for one worker (its name, hash key and queues)."""
 
     def __init__(
-        self, connection: redis.Redis, name: str, queues: Sequence[str], heartbeat_ttl: int, worker_ttl: int
+        self,
+        connection: redis.Redis,
+        name: str,
+        queues: Sequence[str],
+        heartbeat_ttl: int,
+        worker_ttl: int,
+        limits: str = "",
     ) -> None:
+        """`limits`: the claim script's limits argument (`limits.script_argument`), '' for none."""
         self.connection = connection
         self.where = describe(connection)
         self.key, self.name, self.queues = keys.key("worker", name), name, list(queues)
         self.heartbeat_ttl, self.worker_ttl = heartbeat_ttl, worker_ttl
+        self.limits = limits
         self._wake_keys = [keys.wake(queue) for queue in self.queues]
         self._dequeue = FastScript(connection, lua.source("dequeue"))
         self._finish = FastScript(connection, lua.source("finish"))
@@ -67,6 +75,7 @@ class RedisJobStore:
             heartbeat_ttl=self.heartbeat_ttl,
             worker_ttl=self.worker_ttl,
             promote=self._promote(),
+            limits=self.limits,
             queues=self.queues,
         )
 
@@ -110,6 +119,7 @@ class RedisJobStore:
             heartbeat_ttl=self.heartbeat_ttl,
             worker_ttl=self.worker_ttl,
             promote=self._promote() if claim_next else "0",
+            limits=self.limits if claim_next else "",
             queues=self.queues if claim_next else (),
         )
         with translating(self.where):
@@ -175,7 +185,7 @@ class RedisJobStore:
             with translating(self.where):
                 found = self.connection.zscan(keys.started(queue), 0, match=f"*:{execution_id}", count=1000)
             for entry, _score in found[1]:
-                job_id = text(entry).partition(":")[0]
+                job_id = text(entry).rpartition(":")[0]  # the execution id has no colon
                 lost = Claim(queue, job_id, execution_id, 0, JobRecord(job_id, {}), time.time())
                 reason = "Worker lost its connection while claiming this job; put back"
                 if self.fail(lost, Ending.REQUEUE, None, reason) is Recorded.DONE:

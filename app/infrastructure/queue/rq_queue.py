@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 
     from app.infrastructure.queue.port import EnqueueOptions
 
+log = logging.getLogger(__name__)
+
 _WAIT_SLICE_MS = 500
 #: The most jobs one enqueue script writes: ~3 ms of Redis's time on a 2-core VM, so no other
 #: client waits long behind a big batch (measured: ~30 us of script time per job).
@@ -228,6 +230,34 @@ class RQQueue:
             raise JobNotFoundError(job_id)
         if reply[0] == 0:
             raise JobStateError(job_id, text(reply[1]), "cancel")
+
+    def pause(self, queue: str) -> None:
+        """Stop every worker (running now or started later) from claiming jobs of `queue`.
+
+        Durable: it lasts until `resume`, across worker restarts. Enqueueing into a paused queue
+        still works, and the other queues go on. rq's global `rq suspend` is another thing.
+
+        Raises:
+            InvalidQueueNameError: not a queue name.
+        """
+        keys.check_queue_name(queue)
+        self._guard.call(lambda: self.connection.sadd(keys.PAUSED, queue))
+        log.info("queue paused queue=%s", queue)
+
+    def resume(self, queue: str) -> None:
+        """Let workers claim from `queue` again; idle ones are woken at once."""
+        keys.check_queue_name(queue)
+
+        def resume() -> None:
+            # SREM is the change; the token only wakes idle workers sooner (they poll anyway), so
+            # the two need no transaction (and the producer's and operator's ACLs have no MULTI).
+            with self.connection.pipeline(transaction=False) as pipe:
+                pipe.srem(keys.PAUSED, queue)
+                pipe.rpush(keys.wake(queue), "1")
+                pipe.execute()
+
+        self._guard.call(resume)
+        log.info("queue resumed queue=%s", queue)
 
     def stop(self, job_id: str) -> None:
         """Ask the worker running the job to stop it; the job ends `stopped`, without retries.

@@ -44,6 +44,7 @@ class Ending(str, Enum):
     REQUEUE = "requeue"  # not run to an end (cold shutdown, lost claim): back, no retry used
     FAILED = "failed"
     STOPPED = "stopped"
+    SNOOZE = "snooze"  # the job asked to be run later (RateLimited): scheduled, no attempt used
 
 
 _S = JobStatus
@@ -55,6 +56,8 @@ GROUPS: Mapping[str, frozenset[JobStatus]] = MappingProxyType(
         "final": frozenset({_S.FINISHED, _S.FAILED, _S.CANCELED, _S.STOPPED}),
         # Ended for good, without success: its id may start a new run; it fails its dependents.
         "doomed": frozenset({_S.FAILED, _S.CANCELED, _S.STOPPED}),
+        # Not run to its end yet: a schedule's previous run in one of these overlaps the next tick.
+        "pending": frozenset({_S.QUEUED, _S.SCHEDULED, _S.DEFERRED, _S.STARTED}),
     }
 )
 
@@ -88,6 +91,7 @@ TRANSITIONS: Mapping[str, Transition] = MappingProxyType(
         "requeue": _t({_S.STARTED}, {_S.QUEUED}),
         "fail": _t({_S.STARTED}, {_S.FAILED, _S.STOPPED}),
         "reap": _t({_S.STARTED}, {_S.QUEUED, _S.FAILED}),  # its worker died
+        "snooze": _t({_S.STARTED}, {_S.SCHEDULED}),  # RateLimited(retry_after): later, no attempt used
         "cancel": _t({_S.QUEUED, _S.SCHEDULED, _S.DEFERRED}, {_S.CANCELED}),
         "cascade": _t({_S.DEFERRED}, {_S.CANCELED}),  # a dependency can never finish
         "resubmit": _t({_S.FAILED, _S.STOPPED}, {_S.QUEUED}),  # `taskq failed requeue`
@@ -135,6 +139,8 @@ class Field:
     REASON = "taskq_reason"
     TRACE = "taskq_trace"
     SIGNATURE = "taskq_sig"  # the data's HMAC tag, in a field of its own: keeps small hashes compact
+    LIMIT_KEY = "taskq_limit_key"  # the key its per-key limits count by (`enqueue(limit_key=...)`)
+    SLOTS = "taskq_slots"  # the concurrency slots its execution holds, released when it ends
 
 
 class WorkerField:
@@ -148,6 +154,17 @@ class WorkerField:
     FAILED = "failed_job_count"
     TOTAL_WORKING_TIME = "total_working_time"
     BIRTH = "birth"  # written by rq's registration: a hash without it was not registered
+
+
+class ScheduleField:
+    """The fields of a schedule's state hash `taskq:schedule:<name>` (no expiry: it outlives jobs)."""
+
+    LAST_TICK = "last_tick"  # the last tick fired (or skipped), in epoch seconds
+    LAST_TICK_AT = "last_tick_at"  # when it was fired, by Redis's clock
+    LAST_JOB = "last_job"  # the id of the last job it enqueued
+    ENQUEUED = "enqueued"
+    SKIPPED = "skipped"  # ticks that came while the previous run was pending (overlap="skip")
+    MISSED = "missed"  # ticks older than the catch-up window when a worker came to them
 
 
 class WorkerState:
@@ -166,6 +183,7 @@ def _names(namespace: type) -> Mapping[str, str]:
 FIELDS = _names(Field)
 WORKER_FIELDS = _names(WorkerField)
 WORKER_STATES = _names(WorkerState)
+SCHEDULE_FIELDS = _names(ScheduleField)
 
 #: Every key the scripts touch: rq's data model (`rq:`), then ours (`taskq:`). `{}` is the id or
 #: queue name; a template without one is a single key. The one place to change the key layout.
@@ -191,6 +209,17 @@ KEYS: Mapping[str, str] = MappingProxyType(
         "suspended": "rq:suspended",
         "wake": "taskq:wake:{}",  # one token per pushed job; idle workers block on it
         "maintenance": "taskq:maintenance:{}",
+        "paused": "taskq:paused",  # the queues no worker claims from (`taskq pause QUEUE`)
+        "slots": "taskq:slots:{}",  # a limit's running executions (by job name, or name and key)
+        "rate": "taskq:rate:{}",  # a rate limit's recent starts
+        "limit_wait": "taskq:limit-wait:{}",  # jobs over a limit, set aside until it lets them
+        "limit_blocked": "taskq:limit-blocked",  # waiting lists and held keys' groups, by when to look again
+        "schedule": "taskq:schedule:{}",  # a schedule's last tick, last job, skipped and missed
+        # Jobs with a limit key wait in their key's group (`<queue>:<key>`), and the keys of a
+        # queue take turns (the ring: keys with jobs that no limit holds back): round-robin.
+        "group": "taskq:group:{}",
+        "ring": "taskq:ring:{}",
+        "groups": "taskq:groups:{}",  # every key of a queue with jobs in its group
     }
 )
 
@@ -212,6 +241,7 @@ JOB_RECORD: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("retry_intervals", (Field.RETRY_INTERVALS,)),
     ("meta", (Field.META,)),
     ("trace", (Field.TRACE,)),
+    ("limit_key", (Field.LIMIT_KEY,)),
 )
 RECORD_NAMES = tuple(name for name, _ in JOB_RECORD)
 
@@ -234,6 +264,7 @@ CLAIM_FIELDS = (
     Field.FAILURE_CALLBACK,
     Field.STOPPED_CALLBACK,
     Field.TRACE,
+    Field.LIMIT_KEY,
 )
 #: Lists of names the scripts need whole (`LIST.claim_fields` in Lua).
 LISTS: Mapping[str, tuple[str, ...]] = MappingProxyType({"claim_fields": CLAIM_FIELDS})
@@ -254,12 +285,14 @@ class Layout:
 
 #: Arguments of a claim (dequeue.lua, and after a finish in finish.lua). Every script reads the
 #: time from Redis (TIME): a worker's clock decides nothing but how long it sleeps.
-CLAIM_ARGS = ("worker", "exec_id", "heartbeat_ttl", "worker_ttl", "promote")
+#: `limits`: the worker's limits as JSON ({job name: [concurrency, rate count, rate ms, per-key
+#: concurrency, per-key rate count, per-key rate ms]}, 0 = none), '' without any.
+CLAIM_ARGS = ("worker", "exec_id", "heartbeat_ttl", "worker_ttl", "promote", "limits")
 #: What every outcome script gets about the attempt it records; `exec_id` fences the write.
 ATTEMPT_ARGS = ("job_id", "queue", "exec_id", "worker")
 #: A success, then (claim_next = '1') the next claim, in the same call.
 FINISH_ARGS: tuple[str, ...] = (*ATTEMPT_ARGS, "return_value", "result_ttl", "has_dependencies")
-FINISH_ARGS += ("claim_next", "next_exec_id", "heartbeat_ttl", "worker_ttl", "promote")
+FINISH_ARGS += ("claim_next", "next_exec_id", "heartbeat_ttl", "worker_ttl", "promote", "limits")
 
 LAYOUTS: Mapping[str, Layout] = MappingProxyType(
     {
@@ -276,6 +309,12 @@ LAYOUTS: Mapping[str, Layout] = MappingProxyType(
             tail="counts",
         ),
         "reap": Layout(args=("queue", "error", "error_b64", "limit")),
+        # A schedule's due ticks, oldest first: `count` (tick, job record) pairs, if `last_seen` is
+        # still its last tick (else another worker fired them: nothing is written). `through`: the
+        # latest due tick, `missed` of the ones before it too old to fire.
+        "tick": Layout(
+            args=("name", "overlap", "last_seen", "first", "through", "missed", "count"), tail="ticks"
+        ),
         "cancel": Layout(args=("job_id",)),
         "requeue": Layout(args=("job_id",)),
         "purge": Layout(args=("queue", "limit")),

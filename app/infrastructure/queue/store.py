@@ -68,9 +68,14 @@ class ClaimReply:
         return float(self.reply[1]) if self.reply[0] == b"" and self.reply[1] else None
 
     @property
+    def waiting(self) -> bool:
+        """Nothing to run now, but jobs wait on a limit (a slot, a rate window)."""
+        return self.reply[0] == b"" and len(self.reply) > 2 and self.reply[2] == b"1"
+
+    @property
     def skipped(self) -> list[str]:
         """Queues the claim skipped because one of their keys has the wrong type."""
-        return [text(name) for name in self.reply[2:]] if self.reply[0] == b"" else []
+        return [text(name) for name in self.reply[3:]] if self.reply[0] == b"" else []
 
     def claim(self) -> Claim | None:
         reply = self.reply

@@ -6,9 +6,10 @@ local key = K.job(id)
 local status = redis.call('HGET', key, F.status)
 if not status then return {-1} end
 if not CAN.cancel(status) then return {0, status} end
-local queue = redis.call('HGET', key, F.origin)
+local queue, limit_key = unpack(redis.call('HMGET', key, F.origin, F.limit_key))
 local now, now_iso = server_now()
 redis.call('LREM', K.queue(queue), 0, id)
+if limit_key then redis.call('LREM', K.group(queue .. ':' .. limit_key), 0, id) end
 redis.call('ZREM', K.scheduled(queue), id)
 redis.call('ZREM', K.deferred(queue), id)
 redis.call('ZADD', K.canceled(queue), now, id)

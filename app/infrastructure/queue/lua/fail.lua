@@ -17,6 +17,12 @@ if ending == E.requeue then
   back_to_queue(MOVE.requeue, id, queue, true, now_iso)
   return {1, S.queued}
 end
+if ending == E.snooze then  -- the job asked to run later (RateLimited): no attempt used, no retry spent
+  redis.call('HSET', key, F.attempts, math.max((tonumber(redis.call('HGET', key, F.attempts)) or 1) - 1, 0))
+  MOVE.snooze(key, S.scheduled)
+  redis.call('ZADD', K.scheduled(queue), now + tonumber(A.retry_in ~= '' and A.retry_in or 0), id)
+  return {1, S.scheduled}
+end
 if ending == E.retry then
   local left = tonumber(redis.call('HGET', key, F.retries_left)) or 0
   redis.call('HSET', key, F.retries_left, math.max(left - 1, 0))

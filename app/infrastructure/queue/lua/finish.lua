@@ -10,6 +10,7 @@ local key = K.job(id)
 local now, now_iso = server_now()
 local done = -1
 if redis.call('ZREM', K.started(queue), id .. ':' .. A.exec_id) == 1 then
+  release_slots(key, id .. ':' .. A.exec_id)
   local ttl = tonumber(A.result_ttl)
   MOVE.finish(key, S.finished, F.ended_at, now_iso, F.last_heartbeat, now_iso)
   local result = {RF.type, RESULT.successful, RF.worker_name, A.worker}
@@ -31,7 +32,7 @@ end
 if A.claim_next == '1' then
   return {done, unpack(claim({worker_key = A.worker_key, now = now, now_iso = now_iso, worker = A.worker,
     exec_id = A.next_exec_id, heartbeat_ttl = A.heartbeat_ttl, worker_ttl = A.worker_ttl, promote = A.promote,
-    queues = A.queues}))}
+    limits = A.limits, queues = A.queues}))}
 end
 if A.worker_key ~= '' then redis.call('HDEL', A.worker_key, W.current_job) end
 return {done}

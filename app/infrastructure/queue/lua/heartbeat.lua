@@ -9,7 +9,13 @@ local mine = ''
 if A.job_id ~= '' then
   local entry = A.job_id .. ':' .. A.exec_id
   mine = redis.call('ZSCORE', K.started(A.queue), entry) and 1 or 0
-  if mine == 1 then redis.call('ZADD', K.started(A.queue), 'XX', now + tonumber(A.heartbeat_ttl), entry) end
+  if mine == 1 then
+    local deadline = now + tonumber(A.heartbeat_ttl)
+    redis.call('ZADD', K.started(A.queue), 'XX', deadline, entry)
+    for slot in string.gmatch(redis.call('HGET', K.job(A.job_id), F.slots) or '', '%S+') do
+      redis.call('ZADD', K.slots(slot), 'XX', deadline, entry)  -- a live holder's slot never looks leaked
+    end
+  end
 end
 if redis.call('HEXISTS', A.worker_key, W.birth) == 0 then return {mine, 0} end
 if A.job_id ~= '' then redis.call('HSET', A.worker_key, W.working_time, A.working_time) end

@@ -1,8 +1,10 @@
 -- Job lifecycle helpers: the end of an execution, dependencies, final failures.
 
--- The execution ends: out of rq's started registry, and the worker is no longer on it.
+-- The execution ends: out of rq's started registry, its limit slots freed, and the worker is
+-- no longer on it.
 local function end_execution(id, queue, exec_id, worker_key)
   redis.call('ZREM', K.started(queue), id .. ':' .. exec_id)
+  release_slots(K.job(id), id .. ':' .. exec_id)
   if worker_key ~= '' then redis.call('HDEL', worker_key, W.current_job) end
 end
 

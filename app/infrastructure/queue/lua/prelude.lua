@@ -24,19 +24,38 @@ local function server_now()
     math.floor(rem / 3600), math.floor(rem % 3600 / 60), rem % 60, usec)
 end
 
--- Push a job's id on its queue (at the front for a job put back), and one wake-up token for the
--- idle workers blocked on that queue's token list.
-local function push_job(queue, id, at_front)
-  redis.call(at_front and 'LPUSH' or 'RPUSH', K.queue(queue), id)
+-- One wake-up token for the idle workers blocked on a queue's token list (bounded).
+local function wake(queue)
   if redis.call('RPUSH', K.wake(queue), '1') > 1000 then
     redis.call('LTRIM', K.wake(queue), -1000, -1)
   end
 end
 
+-- A key of a queue takes its turns again (its group has jobs, no limit holds it back). Callers
+-- know the key is out of the ring (its group was empty, or it was held back), so no scan.
+local function ring_in(queue, key)
+  redis.call('RPUSH', K.ring(queue), key)
+  wake(queue)
+end
+
+-- Push a job's id on its queue (at the front for a job put back), or, for a job with a limit key,
+-- on its key's group (the key joins the queue's ring if its group was empty); and a wake-up token.
+local function push_job(queue, id, at_front, key)
+  if key and key ~= '' then
+    if redis.call(at_front and 'LPUSH' or 'RPUSH', K.group(queue .. ':' .. key), id) == 1 then
+      redis.call('SADD', K.groups(queue), key)
+      redis.call('RPUSH', K.ring(queue), key)
+    end
+  else
+    redis.call(at_front and 'LPUSH' or 'RPUSH', K.queue(queue), id)
+  end
+  wake(queue)
+end
+
 -- The one way back into a queue: `move` is the transition's status writer (MOVE.<transition>).
 local function back_to_queue(move, id, queue, at_front, now_iso)
   move(K.job(id), S.queued, F.enqueued_at, now_iso)
-  push_job(queue, id, at_front)
+  push_job(queue, id, at_front, redis.call('HGET', K.job(id), F.limit_key))
 end
 
 -- Remove what is left of a job that ended for good, so that its id can start a new run.
@@ -73,7 +92,7 @@ local function create_job(job, status, now, now_iso, pending)
   elseif status == S.scheduled then
     redis.call('ZADD', K.scheduled(job.queue), due_at(job, now), job.job_id)
   else
-    push_job(job.queue, job.job_id, false)
+    push_job(job.queue, job.job_id, false, job.limit_key)
   end
   MOVE.create(key, status, F.created_at, now_iso, F.enqueued_at, now_iso, unpack(job.fields))
   if #job.deps > 0 then

@@ -6,9 +6,9 @@ local queue = A.queue
 local now, now_iso = server_now()
 local requeued, failed = {}, {}
 for _, entry in ipairs(redis.call('ZRANGEBYSCORE', K.started(queue), '-inf', now, 'LIMIT', 0, tonumber(A.limit))) do
-  local sep = string.find(entry, ':', 1, true)
-  local id = sep and string.sub(entry, 1, sep - 1) or entry
-  local exec_id = sep and string.sub(entry, sep + 1) or ''
+  -- `id:exec_id`: the execution id (hex) has no colon, a scheduled job's id does.
+  local id, exec_id = string.match(entry, '^(.*):([^:]*)$')
+  id, exec_id = id or entry, exec_id or ''
   end_execution(id, queue, exec_id, '')
   local key = K.job(id)
   if CAN.reap(redis.call('HGET', key, F.status)) then

@@ -60,6 +60,8 @@ def drain(
     fill: Callable[[Ctx, int], None],
     count: Callable[[redis.Redis], int] = finished,
     burst: bool = True,
+    env: dict[str, str] | None = None,
+    row: str | None = None,
 ) -> Result:
     """Fill the queue, start `commands` (`processes` workers in all), time until `count()` reaches `n`.
 
@@ -70,7 +72,7 @@ def drain(
     ctx.server.wipe()
     fill(ctx, n)
     conn = ctx.client()
-    procs = Procs(name.replace(" ", "_"), commands, ctx.env(), ctx.logs)
+    procs = Procs(name.replace(" ", "_").replace(",", ""), commands, ctx.env(**(env or {})), ctx.logs)
     try:
         first = wait_until(lambda: count(conn) >= 1, timeout=120, procs=procs, poll=0.002)
         elapsed = first + wait_until(lambda: count(conn) >= n, timeout=300, procs=procs, poll=0.01)
@@ -83,7 +85,7 @@ def drain(
         raise RuntimeError(f"{name}: {failed} jobs failed\n{procs.tail()}")
     steady = (n - 1) / (elapsed - first) if elapsed > first else 0.0
     extra = {"jobs": n, "seconds": elapsed, "startup_s": first, "steady_jobs_s": steady}
-    return Result(f"drain {processes}p", name, n / elapsed, extra=extra)
+    return Result(row or f"drain {processes}p", name, n / elapsed, extra=extra)
 
 
 def contenders(ctx: Ctx, processes: int) -> dict[str, Callable[[], Result]]:
@@ -102,3 +104,39 @@ def _bind(
     ctx: Ctx, name: str, n: int, commands: list[list[str]], processes: int, fill: Callable[[Ctx, int], None]
 ) -> Callable[[], Result]:
     return lambda: drain(ctx, name, n, commands, processes, fill)
+
+
+#: Row "drain limits": the inline drain (2 processes) with limits in force that never bind, as a
+#: ratio to the same drain without: the cost of the bookkeeping (slots taken and given back in the
+#: claim and finish scripts; for keyed jobs, their groups and the ring).
+LIMITED = {
+    "taskq inline, concurrency:64": ("bench_add=concurrency:64", 0),
+    "taskq inline, per key (100 keys)": ("bench_add=concurrency_per_key:64", 100),
+}
+
+
+def limited_contenders(ctx: Ctx) -> dict[str, Callable[[], Result]]:
+    n = ctx.sizes.drain_inline * 2
+    commands = taskq_commands("inline", 2)
+    found: dict[str, Callable[[], Result]] = {
+        "taskq inline": lambda: drain(ctx, "taskq inline", n, commands, 2, fill_taskq, row="drain limits")
+    }
+    for name, (limits, keys) in LIMITED.items():
+        found[name] = _bind_limited(ctx, name, n, commands, limits, keys)
+    return found
+
+
+def _bind_limited(
+    ctx: Ctx, name: str, n: int, commands: list[list[str]], limits: str, keys: int
+) -> Callable[[], Result]:
+    def fill(ctx: Ctx, n: int) -> None:
+        queue = taskq_queue(ctx, ctx.client())
+        for start in range(0, n, 1000):
+            queue.enqueue_many(
+                [
+                    JobRequest("bench_add", {"a": 1, "b": 2}, limit_key=f"k{i % keys}" if keys else None)
+                    for i in range(start, min(n, start + 1000))
+                ]
+            )
+
+    return lambda: drain(ctx, name, n, commands, 2, fill, env={"QUEUE_LIMITS": limits}, row="drain limits")

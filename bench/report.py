@@ -49,6 +49,8 @@ def baseline_of(row: str, contender: str) -> tuple[str, str] | None:
         return None if contender.startswith("rq ") else (row, "rq SimpleWorker")
     if row == "memory":
         return None
+    if row == "drain limits":  # limits on, against the same drain without
+        return None if contender == "taskq inline" else (row, "taskq inline")
     if row == "job bytes":
         return None if contender.startswith("rq ") else (row, "rq Queue.enqueue")
     name = BASELINES.get(contender)
@@ -143,6 +145,20 @@ CHECKS: list[tuple[str, str, str, str, float]] = [
     ("start latency p50 <= fastest peer (inline)", "latency", "taskq inline", "peer", 1.0),
     ("start latency p50 <= fastest peer (fork)", "latency", "taskq fork", "peer", 1.0),
     ("bytes per queued job, signed, near rq's (>= 0.9x)", "job bytes", "taskq (signed)", "baseline", 0.9),
+    (
+        "drain with a concurrency limit >= 0.8x without",
+        "drain limits",
+        "taskq inline, concurrency:64",
+        "baseline",
+        0.8,
+    ),
+    (
+        "drain with per-key limits >= 0.8x without",
+        "drain limits",
+        "taskq inline, per key (100 keys)",
+        "baseline",
+        0.8,
+    ),
 ]
 #: (target, row, contender, at most, unit): figures with an absolute bound.
 BOUNDS: list[tuple[str, str, str, float, str]] = [
@@ -194,7 +210,7 @@ def _x(value: float | None) -> str:
     return "-" if value is None or value != value else f"{value:.2f}x"
 
 
-ROW_ORDER = ["enqueue", "bulk", "drain 1p", "drain 2p", "latency", "memory", "job bytes"]
+ROW_ORDER = ["enqueue", "bulk", "drain 1p", "drain 2p", "drain limits", "latency", "memory", "job bytes"]
 ROW_ORDER += ["peers enqueue", "peers drain"]
 
 

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
-from chaos import hostile, scenarios
+from chaos import flow, hostile, scenarios
 from chaos.harness import Row
 
 SCENARIOS: dict[str, Callable[[float], Row]] = {
@@ -30,6 +30,7 @@ SCENARIOS: dict[str, Callable[[float], Row]] = {
     "skewed-clocks": hostile.skewed_clocks,
     "corrupt-fields": hostile.corrupt_fields,
     "huge-batch": hostile.huge_batch,
+    "limits-storm": flow.kill_storm_with_limits,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -177,18 +177,25 @@ class Run:
         batch: int = 250,
         work: float = 0.0,
         priorities: Sequence[str] = ("default",),
+        limit_keys: Sequence[str] = (),
     ) -> None:
+        """`count` record jobs, by batches; with `limit_keys`, each has one of them (in turn), and
+        its execution's span is in the ledger under that key."""
         for start in range(0, count, batch):
             ids = [uuid.uuid4().hex for _ in range(min(batch, count - start))]
-            requests = [
-                JobRequest(
-                    "record",
-                    {"token": job_id, "work": work},
-                    job_id=job_id,
-                    priority=priorities[i % len(priorities)],
-                )  # type: ignore[arg-type]
-                for i, job_id in enumerate(ids)
-            ]
+            requests = []
+            for i, job_id in enumerate(ids):
+                key = limit_keys[(start + i) % len(limit_keys)] if limit_keys else None
+                params = {"token": job_id, "work": work, **({"span": key} if key else {})}
+                requests.append(
+                    JobRequest(
+                        "record",
+                        params,
+                        job_id=job_id,
+                        priority=priorities[i % len(priorities)],  # type: ignore[arg-type]
+                        limit_key=key,
+                    )
+                )
             queue.enqueue_many(requests)
             self.acknowledged += ids
 

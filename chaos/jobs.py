@@ -10,24 +10,33 @@ import redis
 _ledger: redis.Redis | None = None
 
 
-def record(token: str, work: float = 0.0, pad: str = "", not_before: float = 0.0) -> str:
+def record(token: str, work: float = 0.0, pad: str = "", not_before: float = 0.0, span: str = "") -> str:
     """Count this execution of `token` in the ledger (a separate redis-server), after `work` seconds.
 
     `pad` only makes the job bigger (the full-Redis scenario). With `not_before` (an epoch time),
     a run that starts earlier by the ledger's clock (not the worker's: it may be off) is counted
-    under `early`.
+    under `early`. With `span` (a label, say the job's limit key), the execution's start and end
+    by the ledger's clock go in the `spans` list: `<execution> start|end <time> <label>`.
     """
     global _ledger
     if _ledger is None or _ledger.connection_pool.pid != os.getpid():
         _ledger = redis.Redis.from_url(os.environ["CHAOS_LEDGER_URL"])
-    if not_before:
-        seconds, micros = _ledger.time()
-        if seconds + micros / 1e6 < not_before:
-            _ledger.incr("early")
+    if not_before and _now(_ledger) < not_before:
+        _ledger.incr("early")
+    execution = os.urandom(8).hex()
+    if span:
+        _ledger.rpush("spans", f"{execution} start {_now(_ledger)!r} {span}")
     if work:
         time.sleep(work)
     with _ledger.pipeline(transaction=True) as pipe:
         pipe.incr(f"exec:{token}")
         pipe.sadd("done", token)
         pipe.execute()
+    if span:
+        _ledger.rpush("spans", f"{execution} end {_now(_ledger)!r} {span}")
     return token
+
+
+def _now(ledger: redis.Redis) -> float:
+    seconds, micros = ledger.time()
+    return float(seconds + micros / 1e6)

@@ -28,6 +28,7 @@ EXPECTED = {
     "latency": {"taskq inline", "taskq fork", "rq SimpleWorker", "rq Worker"},
     "memory": {"taskq inline"},
     "job bytes": {"taskq", "taskq (signed)", "rq Queue.enqueue"},
+    "drain limits": {"taskq inline", "taskq inline, concurrency:64", "taskq inline, per key (100 keys)"},
 }
 # The peers are the `bench` extra: `make bench` installs them, `make test` may not.
 PEERS = {name for name in ("huey", "dramatiq") if importlib.util.find_spec(name) is not None}

@@ -38,7 +38,10 @@ class UnknownJobError(EnqueueError):
 
 
 class InvalidParamsError(EnqueueError):
-    """Raised when `params` is not a mapping of str keys to values."""
+    """Raised when `params` is not a mapping of str keys, or does not fit the job's declared params.
+
+    `key` names the parameter (the field) that was wrong, when there is one.
+    """
 
     def __init__(self, job_name: str, reason: str, key: object = None) -> None:
         self.job_name = job_name
@@ -103,6 +106,19 @@ class DependencyError(EnqueueError):
         self.status = status
         state = f"is {status}" if status else "does not exist"
         super().__init__(f"job {job_id!r} depends on {dependency_id!r}, which {state}; it could never run")
+
+
+class NoWorkerError(EnqueueError):
+    """Raised with `require_worker=True` when no live worker knows the job (its name and params version)."""
+
+    def __init__(self, job_name: str, version: int, queue: str) -> None:
+        self.job_name = job_name
+        self.version = version
+        self.queue = queue
+        super().__init__(
+            f"no live worker knows job {job_name!r} (params version {version}) on queue {queue!r}; "
+            "nothing was written"
+        )
 
 
 # --- talking to Redis -----------------------------------------------------------------------

@@ -93,6 +93,7 @@ class EnqueueOptions(TypedDict, total=False):
     job_id: str | None
     depends_on: str | Sequence[str] | None
     meta: Mapping[str, Any] | None
+    require_worker: bool
 
 
 OPTION_NAMES = frozenset(EnqueueOptions.__optional_keys__)

@@ -83,6 +83,7 @@ class Settings:
     signing_key: bytes | None = field(default=None, repr=False)
     old_signing_keys: tuple[bytes, ...] = field(default=(), repr=False)
     extra_jobs: tuple[tuple[str, str], ...] = ()
+    unknown_job_grace: float = 3600.0  # a job no worker knows is handed back this long, then failed
     redis_retry_seconds: float = 1.5
     redis_socket_timeout: float = 5.0
     redis_connect_timeout: float = 2.0
@@ -277,6 +278,7 @@ _VARIABLES: Mapping[str, _Var] = {
         "QUEUE_SIGNING_KEYS_OLD", _Reader.secrets, lambda v: ",".join(k.decode() for k in v)
     ),
     "extra_jobs": _Var("QUEUE_EXTRA_JOBS", _Reader.job_map, lambda v: ",".join(f"{n}={p}" for n, p in v)),
+    "unknown_job_grace": _Var("QUEUE_UNKNOWN_JOB_GRACE", _num(float, minimum=0), _FLOAT),
     "redis_retry_seconds": _Var("REDIS_RETRY_SECONDS", _num(float, minimum=0), _FLOAT),
     "redis_socket_timeout": _Var("REDIS_SOCKET_TIMEOUT", _num(float, minimum=0.01), _FLOAT),
     "redis_connect_timeout": _Var("REDIS_CONNECT_TIMEOUT", _num(float, minimum=0.01), _FLOAT),

@@ -18,11 +18,13 @@ import redis
 from app import tracing
 from app.config import Settings
 from app.infrastructure.queue import keys, lua, telemetry
+from app.infrastructure.queue.directory import WorkerDirectory
 from app.infrastructure.queue.errors import (
     DependencyError,
     InvalidOptionError,
     JobNotFoundError,
     JobStateError,
+    NoWorkerError,
     WaitTimeoutError,
 )
 from app.infrastructure.queue.job_paths import JobRegistry
@@ -73,6 +75,7 @@ class RQQueue:
         self._enqueue_one = FastScript(redis_conn, lua.source("enqueue_one"))
         self._registered: set[str] = set()  # queues this producer already added to rq:queues
         self._cancel = redis_conn.register_script(lua.source("cancel"))
+        self._directory = WorkerDirectory(redis_conn, self.settings.redis_retry_seconds)
 
     def __repr__(self) -> str:
         return f"RQQueue({self._guard.where}, queues={self.settings.queue_names})"
@@ -84,15 +87,19 @@ class RQQueue:
 
         With `job_id`, a live job of that id (queued, scheduled, deferred, started, or finished
         within its result TTL) is returned as is: nothing is created and nothing runs twice.
+        With `require_worker=True`, it is refused unless a live worker of its queue knows the job.
 
         Raises:
             UnknownJobError, InvalidParamsError, SerializationError, PayloadTooLargeError,
             InvalidOptionError, InvalidJobIdError, DependencyError: bad input; nothing written.
+            NoWorkerError: `require_worker=True` and no live worker knows the job; nothing written.
             QueueUnavailableError, QueueFullError: Redis unreachable, slow or full, after bounded
             retries (retryable). QueuePermissionError: a wrong password or ACL (not retryable).
         """
         now = time.time()
         spec = self._builder.build(JobRequest(job_name, params, **options), now)
+        if options.get("require_worker"):
+            self._check_known([spec])
         self._write([spec], now)
         return spec.job_id
 
@@ -106,10 +113,21 @@ class RQQueue:
             The errors of `enqueue`, for the first bad item; nothing of the batch is written.
         """
         now = time.time()
+        requests = list(requests)
         specs = [self._builder.build(request, now) for request in requests]
+        wanted = [s for s, r in zip(specs, requests, strict=True) if r.options.get("require_worker")]
+        if wanted:
+            self._check_known(wanted)
         if specs:
             self._write(specs, now)
         return [spec.job_id for spec in specs]
+
+    def _check_known(self, specs: Sequence[JobSpec]) -> None:
+        """Raises `NoWorkerError` for the first job no live worker of its queue knows (name and version)."""
+        live = self._directory.live()
+        for spec in specs:
+            if not any(worker.knows(spec.job_name, spec.version, spec.queue) for worker in live):
+                raise NoWorkerError(spec.job_name, spec.version, spec.queue)
 
     def _write(self, specs: Sequence[JobSpec], now: float) -> None:
         stamp = rq_time(now)

@@ -44,6 +44,7 @@ class Ending(str, Enum):
     REQUEUE = "requeue"  # not run to an end (cold shutdown, lost claim): back, no retry used
     FAILED = "failed"
     STOPPED = "stopped"
+    HANDBACK = "handback"  # a job this worker does not know: back, unfailed, for a worker that does
 
 
 _S = JobStatus
@@ -71,9 +72,7 @@ class Transition:
 
 
 def _t(sources: set[JobStatus | str], targets: set[JobStatus]) -> Transition:
-    return Transition(
-        frozenset(s.value if isinstance(s, JobStatus) else s for s in sources), frozenset(targets)
-    )
+    return Transition(frozenset(getattr(s, "value", s) for s in sources), frozenset(targets))
 
 
 #: Every status change a script makes (`CAN.claim(status)` in Lua), by name.
@@ -92,6 +91,7 @@ TRANSITIONS: Mapping[str, Transition] = MappingProxyType(
         "cascade": _t({_S.DEFERRED}, {_S.CANCELED}),  # a dependency can never finish
         "resubmit": _t({_S.FAILED, _S.STOPPED}, {_S.QUEUED}),  # `taskq failed requeue`
         "purge": _t({_S.FAILED, _S.STOPPED}, set()),  # `taskq failed purge`: deleted
+        "handback": _t({_S.STARTED}, {_S.SCHEDULED}),  # its worker does not know it: no attempt used
     }
 )
 
@@ -133,6 +133,8 @@ class Field:
     ATTEMPTS = "taskq_attempts"
     REASON = "taskq_reason"
     TRACE = "taskq_trace"
+    PARAMS_VERSION = "taskq_params_version"  # the registry entry's version at enqueue (absent: 1)
+    UNKNOWN_SINCE = "taskq_unknown_since"  # epoch seconds a worker first handed it back
 
 
 class WorkerField:
@@ -188,6 +190,7 @@ KEYS: Mapping[str, str] = MappingProxyType(
         "suspended": "rq:suspended",
         "wake": "taskq:wake:{}",  # one token per pushed job; idle workers block on it
         "maintenance": "taskq:maintenance:{}",
+        "unknown": "taskq:unknown:{}",  # handed-back ids, scored by their attempts then (a run adds one)
     }
 )
 
@@ -208,6 +211,7 @@ JOB_RECORD: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("retry_intervals", (Field.RETRY_INTERVALS,)),
     ("meta", (Field.META,)),
     ("trace", (Field.TRACE,)),
+    ("version", (Field.PARAMS_VERSION,)),
 )
 RECORD_NAMES = tuple(name for name, _ in JOB_RECORD)
 
@@ -247,16 +251,15 @@ LAYOUTS: Mapping[str, Layout] = MappingProxyType(
         "cancel": Layout(args=("job_id", "now", "now_iso")),
         "requeue": Layout(args=("job_id", "now_iso")),
         "purge": Layout(args=("queue", "limit")),
+        "handback": Layout(keys=("worker_key",), args=(*ATTEMPT_ARGS, "retry_at", "reason")),
     }
 )
 
 
 def packer(script: str) -> Callable[..., list[Any]]:
-    """A function taking the script's arguments by name and returning [keys, args] for EVALSHA.
-
-    Generated once per script, with keyword-only parameters: a missing or unknown name raises
-    TypeError at the call, never a value in the wrong place. The tail goes in as a list.
-    """
+    """A function taking the script's arguments by name and returning [keys, args] for EVALSHA:
+    keyword-only, generated once per script; a missing or unknown name raises TypeError at the
+    call, never a value in the wrong place. The tail goes in as a list."""
     return _PACKERS[script]
 
 
@@ -284,12 +287,8 @@ pack_record = _generate(
 
 def record_fields(record: list[Any]) -> dict[str, Any]:
     """The job hash fields one packed record fills (the in-memory store writes exactly these)."""
-    fields: dict[str, Any] = {}
-    for (_, targets), value in zip(JOB_RECORD, record, strict=False):
-        if value != "" and value != b"":
-            for target in targets:
-                fields[target] = value
-    return fields
+    pairs = zip(JOB_RECORD, record, strict=False)
+    return {target: value for (_, targets), value in pairs if value not in ("", b"") for target in targets}
 
 
 class SchemaError(Exception):

@@ -34,6 +34,7 @@ ProgressSink = Callable[[int, int, str], None]
 _claim_args = packer("dequeue")
 _finish_args = packer("finish")
 _fail_args = packer("fail")
+_handback_args = packer("handback")
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,8 @@ class JobStore(Protocol):
         ...
 
     def fail(self, claim: Claim, ending: Ending, retry_at: float | None, error: str) -> None:
-        """Record an attempt that did not finish: retry (at `retry_at`), requeue, failed or stopped."""
+        """Record an attempt that did not finish: retry (at `retry_at`), requeue, failed, stopped,
+        or a hand-back (a job this worker does not know: claimable again at `retry_at`)."""
         ...
 
     def heartbeat(self, claim: Claim | None) -> None:
@@ -121,6 +123,7 @@ class RedisJobStore:
         self._dequeue = FastScript(connection, lua.source("dequeue"))
         self._finish = FastScript(connection, lua.source("finish"))
         self._fail = FastScript(connection, lua.source("fail"))
+        self._handback = connection.register_script(lua.source("handback"))
         self._promoted = 0.0
         self.counts = {WorkerField.SUCCESSFUL: 0, WorkerField.FAILED: 0}
         self.worked = 0.0
@@ -194,6 +197,9 @@ class RedisJobStore:
         return ClaimReply(reply[1:], next_execution_id, now) if next_execution_id is not None else None
 
     def fail(self, claim: Claim, ending: Ending, retry_at: float | None, error: str) -> None:
+        if ending is Ending.HANDBACK:
+            self._hand_back(claim, retry_at, error)
+            return
         now = time.time()
         packed, b64 = encode_error(error)
         script_keys, args = _fail_args(
@@ -207,6 +213,13 @@ class RedisJobStore:
             self._fail(keys=script_keys, args=args)
         if ending is not Ending.REQUEUE:
             self._count(WorkerField.FAILED, claim, now)
+
+    def _hand_back(self, claim: Claim, retry_at: float | None, reason: str) -> None:
+        now = time.time()
+        due = repr(retry_at if retry_at is not None else now)
+        script_keys, args = _handback_args(**self._attempt(claim, now), retry_at=due, reason=reason)
+        with translating(self.where):
+            self._handback(keys=script_keys, args=args)
 
     def _attempt(self, claim: Claim, now: float) -> dict[str, Any]:
         """What every outcome script is told about the attempt (schema.ATTEMPT_ARGS), and our key."""

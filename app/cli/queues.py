@@ -24,15 +24,28 @@ queue_option = click.option(
 @url_option
 @click.pass_context
 def info(ctx: click.Context, as_json: bool, url: str | None) -> None:
-    """Per queue, how many jobs are in each state; and the live workers."""
-    admin = session(ctx).admin
-    counts, workers = admin.counts(), admin.workers()
+    """Per queue, how many jobs are in each state; the live workers; jobs waiting for a worker that
+    knows them, and which workers know which jobs when they differ (a rolling deploy)."""
+    state = session(ctx)
+    admin = state.admin
+    counts, workers, waiting = admin.counts(), admin.workers(), admin.waiting()
     if as_json:
-        print_json({"queues": [admin_json(c) for c in counts], "workers": [admin_json(w) for w in workers]})
+        print_json(
+            {
+                "queues": [admin_json(c) for c in counts],
+                "workers": [admin_json(w) for w in workers],
+                "waiting_for_worker": [admin_json(job) for job in waiting],
+            }
+        )
         return
     out = console()
     out.print(render.counts_table(counts))
     out.print(render.workers_table(workers))
+    if waiting:
+        out.print(render.waiting_table(waiting))
+    known = render.known_table(workers, {path: state.registry.version(path) for _, path in state.registry})
+    if known is not None:
+        out.print(known)
 
 
 @click.group()

@@ -39,7 +39,7 @@ class MetricsEvents(NoEvents):
         )
         self.ended = Counter(
             "taskq_jobs",
-            "Job attempts ended, by outcome: finished, failed, retried, stopped, requeued.",
+            "Job attempts ended, by outcome: finished, failed, retried, stopped, requeued, handed_back.",
             ["job", "queue", "outcome"],
             registry=registry,
         )
@@ -87,7 +87,7 @@ class QueueCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("taskq_redis_up", "1 if Redis answered this scrape, else 0.")
         try:
-            counts, workers = self.admin.counts(), self.admin.workers()
+            counts, workers, waiting = self.admin.counts(), self.admin.workers(), self.admin.waiting()
         except QueueError as exc:
             log.warning("metrics: cannot read the queues: %s", exc)
             up.add_metric([], 0)
@@ -109,7 +109,14 @@ class QueueCollector(Collector):
                 jobs.add_metric([c.queue, state], getattr(c, state))
         alive = GaugeMetricFamily("taskq_workers_alive", "Workers registered and alive (all queues).")
         alive.add_metric([], len(workers))
-        yield from (depth, oldest, jobs, alive)
+        unknown = GaugeMetricFamily(
+            "taskq_jobs_waiting_for_worker",
+            "Jobs handed back by workers that do not know them, waiting for one that does.",
+            labels=["queue"],
+        )
+        for c in counts:
+            unknown.add_metric([c.queue], sum(job.queue == c.queue for job in waiting))
+        yield from (depth, oldest, jobs, alive, unknown)
 
 
 def serve(port: int, host: str, admin: QueueAdmin) -> MetricsEvents:

@@ -47,15 +47,12 @@ def signature_problems(func: Callable[..., Any], declared: ParamsSchema) -> list
     params = inspect.signature(func).parameters.values()
     keywords = {p.name: p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
     required = {n for n, p in keywords.items() if p.default is p.empty}
-    problems = [f"it takes no parameter {n!r}" for n in sorted(declared.names - set(keywords))]
+    positional = [p.name for p in params if p.kind is p.POSITIONAL_ONLY and p.default is p.empty]
+    untaken = declared.names - set(keywords) - set(positional)
     if any(p.kind is p.VAR_KEYWORD for p in params):
-        problems = []
+        untaken = frozenset()
+    problems = [f"it takes no parameter {n!r}" for n in sorted(untaken)]
     problems += [f"it requires {n!r}, which is not declared" for n in sorted(required - declared.names)]
     optional = required & (declared.names - declared.required)
     problems += [f"it requires {n!r}, which is declared optional" for n in sorted(optional)]
-    problems += [
-        f"its parameter {p.name!r} is positional-only"
-        for p in params
-        if p.kind is p.POSITIONAL_ONLY and p.default is p.empty
-    ]
-    return problems
+    return problems + [f"its parameter {n!r} is positional-only" for n in positional]

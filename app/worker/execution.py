@@ -69,7 +69,8 @@ class _NotKnownHereError(Exception):
 
     def __init__(self, job_name: str, version: int, name_known: bool) -> None:
         self.job_name, self.version = job_name, version
-        shown = job_name if len(job_name) <= 200 else job_name[:200] + "..."
+        # Any writer may have named it: shown on one line, bounded.
+        shown = job_name if job_name.isprintable() and len(job_name) <= 200 else repr(job_name[:200])
         self.label = f"{shown} (params version {version})" if name_known else shown
         super().__init__(self.label)
 

@@ -98,3 +98,10 @@ def test_a_hand_back_is_due_a_little_later_and_uses_no_retry():
 def test_the_first_hand_back_time_reads_safely(raw, since):
     record = JobRecord("j", {Field.UNKNOWN_SINCE.encode(): raw} if raw else {})
     assert record.unknown_since == since and record.params_version == 1
+
+
+def test_a_name_any_writer_chose_is_shown_on_one_line_and_bounded():
+    odd = runner().run(claim("evil.name\nfake line"))
+    assert odd.ending is Ending.HANDBACK and "\n" not in odd.error and "'evil.name\\nfake line'" in odd.error
+    long = runner().run(claim("x" * 1000))
+    assert len(long.error) < 400

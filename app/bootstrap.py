@@ -21,6 +21,7 @@ import redis
 
 from app.config import ConfigError, Settings
 from app.infrastructure.queue.admin import QueueAdmin
+from app.infrastructure.queue.directory import WorkerDirectory
 from app.infrastructure.queue.job_paths import LIMITS, JobRegistry
 from app.infrastructure.queue.job_spec import JobSpecBuilder
 from app.infrastructure.queue.keys import check_queue_name
@@ -131,11 +132,12 @@ class Services:
         names = [check_queue_name(queue) for queue in (queues or settings.queue_names)]
         name = name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
         heartbeat_ttl = int(3 * settings.heartbeat_interval + 5)
+        known = {path: self.registry.version(path) for path in functions}  # published: who knows what
         return Worker(
             store=RedisJobStore(
                 connection, name, names, heartbeat_ttl, WORKER_TTL + 60, limits_for(settings, self.registry)
             ),
-            presence=WorkerPresence(connection, name, names, WORKER_TTL),
+            presence=WorkerPresence(connection, name, names, WORKER_TTL, known),
             reaper=Reaper(connection, names, settings.maintenance_interval, name),
             runner=JobRunner(
                 settings,
@@ -143,6 +145,7 @@ class Services:
                 self.serializer,
                 functions,
                 ProgressWriter(connection, self.serializer),
+                knows=WorkerDirectory(connection, settings.redis_retry_seconds).knows,
             ),
             settings=settings,
             queues=names,

@@ -87,6 +87,7 @@ class Settings:
     extra_jobs: tuple[tuple[str, str], ...] = ()
     limits: str = ""  # QUEUE_LIMITS: "name=concurrency:2;rate:10/1s,..." (app/infrastructure/queue/limits.py)
     schedules_module: str = "app.worker.schedules"
+    unknown_job_grace: float = 3600.0  # a job no worker knows is handed back this long, then failed
     redis_retry_seconds: float = 1.5
     redis_socket_timeout: float = 5.0
     redis_connect_timeout: float = 2.0
@@ -288,6 +289,7 @@ _VARIABLES: Mapping[str, _Var] = {
     "extra_jobs": _Var("QUEUE_EXTRA_JOBS", _Reader.job_map, lambda v: ",".join(f"{n}={p}" for n, p in v)),
     "limits": _Var("QUEUE_LIMITS", _Reader.text),
     "schedules_module": _Var("QUEUE_SCHEDULES_MODULE", _Reader.text),
+    "unknown_job_grace": _Var("QUEUE_UNKNOWN_JOB_GRACE", _num(float, minimum=0), _FLOAT),
     "redis_retry_seconds": _Var("REDIS_RETRY_SECONDS", _num(float, minimum=0), _FLOAT),
     "redis_socket_timeout": _Var("REDIS_SOCKET_TIMEOUT", _num(float, minimum=0.01), _FLOAT),
     "redis_connect_timeout": _Var("REDIS_CONNECT_TIMEOUT", _num(float, minimum=0.01), _FLOAT),

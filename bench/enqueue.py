@@ -15,6 +15,8 @@ import redis
 from rq import Queue
 
 from app.config import Settings
+from app.infrastructure.queue.job_params import JobParams
+from app.infrastructure.queue.job_paths import PARAMS, JobRegistry
 from app.infrastructure.queue.port import JobRequest
 from app.infrastructure.queue.rq_queue import RQQueue
 from bench import jobs
@@ -34,10 +36,14 @@ class Caller:
     per_call: int = 1
 
 
-def taskq_queue(ctx: Ctx, conn: redis.Redis, signed: bool = False) -> RQQueue:
-    """An `RQQueue` with default settings (validation is always on), or with QUEUE_SIGNING_KEY set."""
-    env = ctx.env(**({"QUEUE_SIGNING_KEY": SIGNING_KEY} if signed else {}))
-    return RQQueue(conn, Settings.from_env(env))
+def taskq_queue(ctx: Ctx, conn: redis.Redis, signed: bool = False, typed: bool = False) -> RQQueue:
+    """An `RQQueue` with default settings (validation is always on), or with QUEUE_SIGNING_KEY set;
+    `typed`: `bench_add` declares its params (`a: int, b: int`), checked on every enqueue."""
+    settings = Settings.from_env(ctx.env(**({"QUEUE_SIGNING_KEY": SIGNING_KEY} if signed else {})))
+    if not typed:
+        return RQQueue(conn, settings)
+    declared = {**PARAMS, jobs.ADD: JobParams(jobs.AddParams)}
+    return RQQueue(conn, settings, JobRegistry(extra=settings.extra_jobs, params=declared))
 
 
 def payload_size(ctx: Ctx) -> int:
@@ -83,11 +89,13 @@ def single(ctx: Ctx, size: int, peers: list[Caller]) -> list[Result]:
     payload = b"x" * size
     params = {"a": 1, "b": 2}
     plain, signed = taskq_queue(ctx, ctx.client()), taskq_queue(ctx, ctx.client(), signed=True)
+    typed = taskq_queue(ctx, ctx.client(), typed=True)
     rq_queue = Queue("default", connection=ctx.client())
     conn = ctx.client()
     callers = [
         Caller("enqueue", "taskq enqueue", lambda: plain.enqueue("bench_add", params)),
         Caller("enqueue", "taskq enqueue (signed)", lambda: signed.enqueue("bench_add", params)),
+        Caller("enqueue", "taskq enqueue (typed params)", lambda: typed.enqueue("bench_add", params)),
         Caller("enqueue", "rq Queue.enqueue", lambda: rq_queue.enqueue(jobs.add, 1, 2)),
         Caller("enqueue", "redis RPUSH", lambda: conn.rpush("bench:raw", payload)),
         *peers,

@@ -10,6 +10,7 @@ import os
 import time
 
 import redis
+from pydantic import BaseModel, ConfigDict
 
 ADD = "bench.jobs.add"
 STAMP = "bench.jobs.stamp"
@@ -17,6 +18,15 @@ STAMP = "bench.jobs.stamp"
 JOB_ENV = {"QUEUE_EXTRA_JOBS": f"bench_add={ADD},bench_stamp={STAMP}"}
 
 _client: redis.Redis | None = None
+
+
+class AddParams(BaseModel):
+    """`add(a, b)` declared, as `job_paths.PARAMS` declares a job: for the typed-params enqueue."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    a: int
+    b: int
 
 
 def add(a: int, b: int) -> int:

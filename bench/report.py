@@ -18,6 +18,7 @@ from bench.common import Result, median
 BASELINES: dict[str, str] = {
     "taskq enqueue": "rq Queue.enqueue",
     "taskq enqueue (signed)": "rq Queue.enqueue",
+    "taskq enqueue (typed params)": "taskq enqueue",  # validation on, against off (issue 15)
     "redis RPUSH": "rq Queue.enqueue",
     "taskq enqueue_many": "rq enqueue_many",
     "taskq enqueue_many (signed)": "rq enqueue_many",
@@ -135,6 +136,13 @@ CHECKS: list[tuple[str, str, str, str, float]] = [
         2.5,
     ),
     ("single enqueue >= fastest peer", "enqueue", "taskq enqueue", "peer", 1.0),
+    (
+        "single enqueue, typed params validated, >= 0.9x untyped",
+        "enqueue",
+        "taskq enqueue (typed params)",
+        "baseline",
+        0.9,
+    ),
     ("bulk, signed, >= 2x rq enqueue_many", "bulk", "taskq enqueue_many (signed)", "baseline", 2.0),
     ("bulk >= 2x rq enqueue_many", "bulk", "taskq enqueue_many", "baseline", 2.0),
     ("drain fork (1p) >= 4x rq Worker", "drain 1p", "taskq fork", "baseline", 4.0),

@@ -24,6 +24,8 @@ from app.cli.common import (
 from app.cli.watch import follow
 from app.infrastructure.queue.errors import JobImportError, WaitTimeoutError
 from app.infrastructure.queue.import_utils import import_callable
+from app.infrastructure.queue.job_params import ParamsSchema
+from app.infrastructure.queue.job_paths import JobRegistry
 from app.infrastructure.queue.port import JobStatus, JobView
 
 
@@ -31,13 +33,29 @@ from app.infrastructure.queue.port import JobStatus, JobView
 @json_option
 @click.pass_context
 def jobs(ctx: click.Context, as_json: bool) -> None:
-    """The registered jobs, their import paths, and whether each one imports here."""
-    rows = [(name, path, _problem(path)) for name, path in session(ctx).registry]
+    """The registered jobs, their import paths, their declared params, and whether each imports here."""
+    registry = session(ctx).registry
+    rows = [(name, path, _problem(path)) for name, path in registry]
+    declared = {path: _declared(registry, path) for _, path, _ in rows}
     if as_json:
-        print_json([{"name": n, "path": p, "resolves": e is None, "problem": e} for n, p, e in rows])
+        print_json(
+            [{"name": n, "path": p, **declared[p], "resolves": e is None, "problem": e} for n, p, e in rows]
+        )
     else:
-        console().print(render.registered_table(rows))
+        shown = {path: render.params_text(**about) for path, about in declared.items()}
+        console().print(render.registered_table(rows, shown))
     exit_with(EXIT_OK if all(problem is None for _, _, problem in rows) else EXIT_ERROR)
+
+
+def _declared(registry: JobRegistry, path: str) -> dict[str, Any]:
+    """The params a job declares ({field: type}, None when it declares none) and their version."""
+    declared = registry.declared(path)
+    fields = {n: getattr(t, "__name__", str(t)) for n, t in declared.fields.items()} if declared else None
+    return {
+        "params": fields,
+        "required": sorted(declared.required) if declared else None,
+        "version": registry.version(path),
+    }
 
 
 def _problem(path: str) -> str | None:
@@ -50,13 +68,14 @@ def _problem(path: str) -> str | None:
 
 @click.command()
 @click.argument("name")
-@click.argument("params", nargs=-1, metavar="[KEY=VALUE]...")
+@click.argument("params", nargs=-1, metavar="[KEY=VALUE | KEY:=JSON]...")
 @click.option(
     "--priority", type=click.Choice(["high", "default", "low"]), default="default", show_default=True
 )
 @click.option("--delay", type=click.FloatRange(min=0), metavar="SECONDS", help="Start that much later.")
 @click.option("--job-id", help="Your id for the job: the idempotency key.")
 @click.option("--wait", is_flag=True, help="Wait for the job to end; exit as `taskq status` does.")
+@click.option("--require-worker", is_flag=True, help="Refuse it unless a live worker knows the job.")
 @click.option(
     "--timeout", type=click.FloatRange(min=0), metavar="SECONDS", help="Give up waiting after this."
 )
@@ -71,22 +90,26 @@ def enqueue(
     delay: float | None,
     job_id: str | None,
     wait: bool,
+    require_worker: bool,
     timeout: float | None,
     as_json: bool,
     url: str | None,
 ) -> None:
-    """Enqueue job NAME with KEY=VALUE params (a VALUE is JSON if it parses, else a string).
+    """Enqueue job NAME with params: KEY=VALUE is a string, KEY:=JSON is JSON (as in HTTPie).
 
-    Prints the job id. `taskq enqueue ingest_doc doc_id=preamble`; quote a number to keep it
-    a string: `doc_id='"123"'`.
+    Prints the job id. `taskq enqueue ingest_doc doc_id=123` sends the string "123"; a job that
+    declares its params gets text values in their declared types (`n=3` is 3 for an int field);
+    `tags:='["a", "b"]'` sends a list.
     """
-    queue = session(ctx).queue
-    new_id = queue.enqueue(
+    state = session(ctx)
+    declared = state.registry.declared(state.registry.resolve(name))
+    new_id = state.queue.enqueue(
         name,
-        parse_params(params),
+        parse_params(params, declared),
         priority=priority,  # type: ignore[arg-type]  # click.Choice checked it
         delay=delay,
         job_id=job_id,
+        require_worker=require_worker,
     )
     if as_json and not wait:
         print_json({"job_id": new_id})
@@ -96,17 +119,29 @@ def enqueue(
         _finish(ctx, new_id, timeout, as_json)
 
 
-def parse_params(items: tuple[str, ...]) -> dict[str, Any]:
-    """`key=value` pairs; each value is JSON when it parses as JSON, else the string itself."""
+def parse_params(items: tuple[str, ...], declared: ParamsSchema | None = None) -> dict[str, Any]:
+    """`key=value` (always a string) and `key:=json` pairs, HTTPie's convention; with `declared`
+    params, the strings of declared fields become their types where they parse."""
     params: dict[str, Any] = {}
+    texts: dict[str, str] = {}
     for item in items:
-        key, sep, raw = item.partition("=")
+        head, sep, raw = item.partition("=")
+        as_json = head.endswith(":")
+        key = head[:-1] if as_json else head
         if not sep or not key:
-            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="params")
+            raise click.BadParameter(f"expected KEY=VALUE or KEY:=JSON, got {item!r}", param_hint="params")
+        if not as_json:
+            texts[key] = params[key] = raw
+            continue
         try:
             params[key] = json.loads(raw)
-        except ValueError:
-            params[key] = raw
+        except ValueError as exc:
+            raise click.BadParameter(
+                f"{item!r}: the value after := is not JSON ({exc})", param_hint="params"
+            ) from None
+        texts.pop(key, None)
+    if declared is not None:
+        params.update(declared.coerce(texts))
     return params
 
 

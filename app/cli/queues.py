@@ -24,9 +24,13 @@ queue_option = click.option(
 @url_option
 @click.pass_context
 def info(ctx: click.Context, as_json: bool, url: str | None) -> None:
-    """Per queue, how many jobs are in each state; and the live workers."""
-    admin = session(ctx).admin
+    """Per queue, how many jobs are in each state; paused queues; limits; the live workers; jobs
+    waiting for a worker that knows them, and which workers know which jobs when they differ (a
+    rolling deploy)."""
+    state = session(ctx)
+    admin = state.admin
     counts, workers, limits = admin.counts(), admin.workers(), admin.limits()
+    waiting = admin.waiting()
     paused = [c.queue for c in counts if c.paused]
     if as_json:
         print_json(
@@ -35,6 +39,7 @@ def info(ctx: click.Context, as_json: bool, url: str | None) -> None:
                 "workers": [admin_json(w) for w in workers],
                 "paused": paused,
                 "limits": [admin_json(use) for use in limits],
+                "waiting_for_worker": [admin_json(job) for job in waiting],
             }
         )
         return
@@ -45,6 +50,11 @@ def info(ctx: click.Context, as_json: bool, url: str | None) -> None:
     if limits:
         out.print(render.limits_table(limits))
     out.print(render.workers_table(workers))
+    if waiting:
+        out.print(render.waiting_table(waiting))
+    known = render.known_table(workers, {path: state.registry.version(path) for _, path in state.registry})
+    if known is not None:
+        out.print(known)
 
 
 @click.group()

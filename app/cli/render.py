@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import reprlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
 from rich import box
 from rich.table import Table
 
-from app.infrastructure.queue.admin import STATES, FailedJob, LimitUse, QueueCounts, WorkerInfo
+from app.infrastructure.queue.admin import STATES, FailedJob, LimitUse, QueueCounts, WaitingJob, WorkerInfo
 from app.infrastructure.queue.port import JobStatus, JobView
 
 _short = reprlib.Repr()
@@ -149,11 +149,60 @@ def failed_table(jobs: Sequence[FailedJob]) -> Table | str:
     return table
 
 
-def registered_table(rows: Sequence[tuple[str, str, str | None]]) -> Table:
-    """(name, path, problem or None) per registered job (`taskq jobs`)."""
+def registered_table(rows: Sequence[tuple[str, str, str | None]], params: Mapping[str, str]) -> Table:
+    """(name, path, problem or None) per registered job, and its declared params (`taskq jobs`)."""
     table = _table("registered jobs")
-    for column in ("name", "path", "resolves here"):
+    for column in ("name", "path", "params", "resolves here"):
         table.add_column(column, overflow="fold")
     for name, path, problem in rows:
-        table.add_row(name, path, "yes" if problem is None else f"no: {problem}")
+        table.add_row(name, path, params.get(path, "-"), "yes" if problem is None else f"no: {problem}")
+    return table
+
+
+def params_text(params: Mapping[str, str] | None, required: Sequence[str] | None, version: int) -> str:
+    """`doc_id: str, n: int = ... (v2)`: what `taskq jobs` shows of a job's declared params."""
+    shown = (
+        "any"
+        if params is None
+        else ", ".join(
+            f"{name}: {kind}" + ("" if name in (required or ()) else " (optional)")
+            for name, kind in params.items()
+        )
+    )
+    return shown if version == 1 else f"{shown} (params version {version})"
+
+
+def waiting_table(jobs: Sequence[WaitingJob]) -> Table:
+    """Jobs handed back by workers that do not know them (`taskq info`, during a rolling deploy)."""
+    table = _table(f"waiting for a worker that knows them ({len(jobs)})")
+    table.add_column("id", no_wrap=True, min_width=max(len(job.id) for job in jobs))
+    for column in ("queue", "job", "version", "status", "waiting"):
+        table.add_column(column, no_wrap=True)
+    for job in jobs:
+        table.add_row(
+            job.id,
+            job.queue,
+            job.job_name,
+            str(job.version),
+            job.status,
+            since(job.since).removesuffix(" ago"),
+        )
+    return table
+
+
+def known_table(workers: Sequence[WorkerInfo], registered: Mapping[str, int]) -> Table | None:
+    """Which live workers know which jobs (path and params version), when they do not all know the
+    same ones as this registry: what a rolling deploy looks like. None when they all agree."""
+    known: dict[tuple[str, int], list[str]] = {(path, v): [] for path, v in registered.items()}
+    for worker in workers:
+        for path, version in worker.jobs.items():
+            known.setdefault((path, version), []).append(worker.name)
+    if not workers or all(len(names) == len(workers) for names in known.values()):
+        return None
+    table = _table("jobs the live workers know")
+    for column in ("job", "version", "known by"):
+        table.add_column(column, overflow="fold")
+    for (path, version), names in sorted(known.items()):
+        who = f"all ({len(names)})" if len(names) == len(workers) else ", ".join(names) or "no live worker"
+        table.add_row(path, str(version), who)
     return table

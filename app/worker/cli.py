@@ -17,7 +17,7 @@ from app.infrastructure.queue.errors import QueueError
 from app.infrastructure.redis.locality import signing_warning
 from app.worker import testing
 from app.worker.events import WorkerEvents
-from app.worker.preflight import resolve_jobs
+from app.worker.preflight import check_params, resolve_jobs
 from app.worker.supervisor import Supervisor
 
 log = logging.getLogger("taskq.worker")
@@ -98,11 +98,14 @@ def _settings(url: str | None) -> Settings:
 
 
 def _preflight(services: Services) -> dict[str, Callable[..., Any]]:
-    """Every registered job imported before any job is taken; a broken path stops the worker."""
+    """Every registered job imported, and its signature checked against its declared params, before
+    any job is taken; a broken path or a mismatch stops the worker, one line per job."""
     functions, problems = resolve_jobs(services.registry)
-    if problems:
-        for line in problems:
-            click.echo(f"worker: broken job path: {line}", err=True)
+    lines = [f"worker: broken job path: {line}" for line in problems]
+    lines += [f"worker: job params do not fit: {line}" for line in check_params(services.registry, functions)]
+    if lines:
+        for line in lines:
+            click.echo(line, err=True)
         sys.exit(2)
     return functions
 

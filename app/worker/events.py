@@ -28,6 +28,7 @@ ENDINGS: Mapping[Ending, str] = MappingProxyType(
         Ending.STOPPED: "stopped",
         Ending.REQUEUE: "requeued",
         Ending.SNOOZE: "snoozed",
+        Ending.HANDBACK: "handed_back",  # not known here: back for a worker that knows it
     }
 )
 
@@ -88,7 +89,7 @@ class LogEvents(NoEvents):
         fields["duration"] = round(duration, 6)
         if outcome.error:
             fields["error"] = _last_line(outcome.error)
-        log.log(level, "job %s", ending, extra=fields)
+        log.log(level, "job %s", ending.replace("_", " "), extra=fields)
 
     def jobs_reaped(self, queue: str, requeued: list[str], failed: list[str]) -> None:
         for event, ids in (("requeued", requeued), ("failed", failed)):

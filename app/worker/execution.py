@@ -4,7 +4,8 @@
 `InMemoryQueue`); `settle` turns its `Outcome` into what is recorded (a retry after its backoff,
 or a final failure), the same way everywhere. Nothing of a job is loaded before its signature
 is checked, nothing is imported or run unless its name is registered, and params that the
-function cannot take fail the job at once, naming the parameter.
+function cannot take fail the job at once, naming the parameter. A job whose name (or params
+version) this worker does not know is handed back, unfailed, for a worker that knows it.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ from rq.timeouts import JobTimeoutException, UnixSignalDeathPenalty
 
 from app import tracing
 from app.config import Settings
+from app.infrastructure.queue.directory import Knows, nobody
 from app.infrastructure.queue.errors import (
     CorruptJobError,
     InvalidParamsError,
     JobNotAllowedError,
     PayloadError,
+    QueueError,
 )
 from app.infrastructure.queue.job_paths import JobRegistry
 from app.infrastructure.queue.record import JobRecord
@@ -38,6 +41,9 @@ from app.infrastructure.queue.store import Claim, ProgressSink
 from app.worker.runtime import JobContext, PermanentError, RateLimited, running
 
 UNSERIALIZABLE = "Unserializable return value"
+#: Seconds a handed-back job waits before it can be claimed again: a lone old worker does not spin
+#: on it, and a worker that knows it (say, just deployed) gets it within this long.
+HANDBACK_DELAY = 5.0
 
 
 class JobStopped(BaseException):
@@ -50,7 +56,8 @@ class ColdShutdown(BaseException):
 
 @dataclass(frozen=True)
 class Outcome:
-    """How a run ended: FINISHED, FAILED (`retryable` or not), STOPPED or REQUEUE (`settle` decides RETRY)."""
+    """How a run ended: FINISHED, FAILED (`retryable` or not), STOPPED, REQUEUE or HANDBACK
+    (`settle` decides RETRY, and when a hand-back is due)."""
 
     ending: Ending
     return_blob: str = ""
@@ -64,9 +71,21 @@ class Outcome:
         return cls(Ending.FAILED, error=error, retryable=retryable, job_name=job_name)
 
 
+class _NotKnownHereError(Exception):
+    """The job's name, or its params version, is not one this worker runs."""
+
+    def __init__(self, job_name: str, version: int, name_known: bool) -> None:
+        self.job_name, self.version = job_name, version
+        # Any writer may have named it: shown on one line, bounded.
+        shown = job_name if job_name.isprintable() and len(job_name) <= 200 else repr(job_name[:200])
+        self.label = f"{shown} (params version {version})" if name_known else shown
+        super().__init__(self.label)
+
+
 @dataclass(frozen=True)
 class Settled:
-    """What is recorded for an outcome: its ending, a retry's wait (None: now), the error text."""
+    """What is recorded for an outcome: its ending, the wait before it runs again (a retry, a
+    snooze, a hand-back; None: now), the error text."""
 
     ending: Ending
     retry_in: float | None
@@ -78,6 +97,8 @@ def settle(record: JobRecord, outcome: Outcome) -> Settled:
     retries left. A job whose stored retry list is corrupt fails, saying so (never the worker)."""
     if outcome.ending is Ending.SNOOZE:
         return Settled(Ending.SNOOZE, outcome.delay, outcome.error)
+    if outcome.ending is Ending.HANDBACK:
+        return Settled(Ending.HANDBACK, HANDBACK_DELAY, outcome.error)
     if outcome.ending is not Ending.FAILED or not outcome.retryable or record.retries_left <= 0:
         return Settled(outcome.ending, None, outcome.error)
     try:
@@ -130,9 +151,12 @@ class JobRunner:
         progress: Callable[[Claim], ProgressSink],
         *,
         timeouts: bool = True,
+        knows: Knows = nobody,
     ) -> None:
-        """`timeouts=False` runs jobs without SIGALRM (off the main thread: `InMemoryQueue`)."""
+        """`timeouts=False` runs jobs without SIGALRM (off the main thread: `InMemoryQueue`);
+        `knows` says whether a live worker elsewhere knows a job this one does not."""
         self.settings = settings
+        self.knows = knows
         self.timeouts = timeouts
         self.registry = registry
         self.serializer = serializer
@@ -143,6 +167,8 @@ class JobRunner:
     def run(self, claim: Claim) -> Outcome:
         try:
             job_name, func, args, kwargs = self._load(claim)
+        except _NotKnownHereError as unknown:
+            return self._not_known(claim, unknown)
         except (PayloadError, JobNotAllowedError, InvalidParamsError) as exc:
             return Outcome.failure(f"{type(exc).__name__}: {exc}", retryable=False)
         context = JobContext(
@@ -202,6 +228,23 @@ class JobRunner:
                 pass
             pickle.dumps(Outcome(Ending.FINISHED, return_blob=self._encode(None), job_name=job_name))
 
+    def _not_known(self, claim: Claim, unknown: _NotKnownHereError) -> Outcome:
+        """Handed back, until the grace since it was first handed back is over and no live
+        worker knows it: then it fails, to be requeued (`taskq failed requeue`) after the fix."""
+        since = claim.record.unknown_since
+        waited = claim.started - since if since is not None else 0.0
+        if waited >= self.settings.unknown_job_grace and not self._known_elsewhere(unknown, claim.queue):
+            error = f"job not found: no live worker knows {unknown.label}"
+            return Outcome.failure(error, retryable=False, job_name=unknown.job_name)
+        reason = f"handed back: this worker does not know {unknown.label}; waiting for a worker that does"
+        return Outcome(Ending.HANDBACK, error=reason, job_name=unknown.job_name)
+
+    def _known_elsewhere(self, unknown: _NotKnownHereError, queue: str) -> bool:
+        try:
+            return self.knows(unknown.job_name, unknown.version, queue)
+        except QueueError:
+            return True  # cannot tell now: hand it back rather than fail it
+
     def _deadline(self, claim: Claim) -> contextlib.AbstractContextManager[Any]:
         if not self.timeouts:
             return contextlib.nullcontext()
@@ -218,12 +261,12 @@ class JobRunner:
         job_name, instance, args, kwargs = claim.record.load_call(
             self.serializer, self.settings.max_payload_bytes
         )
-        if (
-            instance is not None
-            or not self.registry.is_registered(job_name)
-            or job_name not in self.functions
-        ):
+        if instance is not None:
             raise JobNotAllowedError(job_name)
+        if not self.registry.is_registered(job_name) or job_name not in self.functions:
+            raise _NotKnownHereError(job_name, claim.record.params_version, name_known=False)
+        if claim.record.params_version != self.registry.version(job_name):
+            raise _NotKnownHereError(job_name, claim.record.params_version, name_known=True)
         func = self.functions[job_name]
         problem = (
             self._signatures[job_name].problem(kwargs) if not args else _bind_problem(func, args, kwargs)

@@ -39,7 +39,7 @@ class MetricsEvents(NoEvents):
         )
         self.ended = Counter(
             "taskq_jobs",
-            "Job attempts ended, by outcome: finished, failed, retried, stopped, requeued.",
+            "Job attempts ended, by outcome: finished, failed, retried, stopped, requeued, handed_back.",
             ["job", "queue", "outcome"],
             registry=registry,
         )
@@ -112,7 +112,8 @@ class QueueCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("taskq_redis_up", "1 if Redis answered this scrape, else 0.")
         try:
-            counts, workers, limits = self.admin.counts(), self.admin.workers(), self.admin.limits()
+            counts, workers = self.admin.counts(), self.admin.workers()
+            limits, handed_back = self.admin.limits(), self.admin.waiting()
         except QueueError as exc:
             log.warning("metrics: cannot read the queues: %s", exc)
             up.add_metric([], 0)
@@ -145,7 +146,14 @@ class QueueCollector(Collector):
         for use in limits:
             running.add_metric([use.job_name, use.kind], use.running)
             waiting.add_metric([use.job_name, use.kind], use.waiting)
-        yield from (depth, oldest, jobs, alive, running, waiting)
+        unknown = GaugeMetricFamily(
+            "taskq_jobs_waiting_for_worker",
+            "Jobs handed back by workers that do not know them, waiting for one that does.",
+            labels=["queue"],
+        )
+        for c in counts:
+            unknown.add_metric([c.queue], sum(job.queue == c.queue for job in handed_back))
+        yield from (depth, oldest, jobs, alive, running, waiting, unknown)
 
 
 def serve(port: int, host: str, admin: QueueAdmin) -> MetricsEvents:

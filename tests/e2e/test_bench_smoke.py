@@ -21,7 +21,13 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 
 EXPECTED = {
-    "enqueue": {"taskq enqueue", "taskq enqueue (signed)", "rq Queue.enqueue", "redis RPUSH"},
+    "enqueue": {
+        "taskq enqueue",
+        "taskq enqueue (signed)",
+        "taskq enqueue (typed params)",
+        "rq Queue.enqueue",
+        "redis RPUSH",
+    },
     "bulk": {"taskq enqueue_many", "taskq enqueue_many (signed)", "rq enqueue_many", "pipelined RPUSH"},
     "drain 1p": {"taskq fork", "taskq inline", "rq Worker", "rq SimpleWorker"},
     "drain 2p": {"taskq fork", "taskq inline", "rq Worker", "rq SimpleWorker"},

@@ -30,41 +30,75 @@ def test_jobs_lists_each_registered_job_and_whether_it_imports_here(taskq):
     assert "taskq_dependency_that_is_not_installed" in rows["broken"]["problem"]
 
 
-def test_enqueue_parses_values_as_json_else_strings_and_prints_the_id(taskq, settings, r):
+def test_enqueue_takes_key_value_as_strings_and_key_colon_equals_as_json_and_prints_the_id(
+    taskq, settings, r
+):
     made = taskq(
         "enqueue",
         "echo",
         "n=3",
-        "ok=true",
+        "ok:=true",
         "name=ada",
-        "tags=[1, 2]",
-        'quoted="7"',
+        "tags:=[1, 2]",
+        'quoted:="7"',
         "empty=",
+        "eq=a=b",
+        "m:=3",
         "--job-id",
         "e1",
     )
     assert (made.code, made.out) == (0, "e1\n"), made.err
     view = RQQueue(r, settings).get("e1")
-    assert view.params == {"n": 3, "ok": True, "name": "ada", "tags": [1, 2], "quoted": "7", "empty": ""}
+    assert view.params == {
+        "n": "3", "ok": True, "name": "ada", "tags": [1, 2], "quoted": "7", "empty": "", "eq": "a=b", "m": 3,
+    }  # fmt: skip
     assert view.queue == "default" and view.status.value == "queued"
+    bad = taskq("enqueue", "echo", "n:=three")
+    assert bad.code == 2 and "the value after := is not JSON" in bad.err and "Traceback" not in bad.err
+
+
+def test_doc_id_123_reaches_ingest_doc_as_the_string_123(taskq, settings, r):
+    with WorkerProcess(settings):
+        done = taskq("enqueue", "ingest_doc", "doc_id=123", "--wait", "--json")
+    assert done.code == 0, done.out + done.err
+    view = done.json()
+    assert view["params"] == {"doc_id": "123"} and view["result"]["doc_id"] == "123"
+    assert view["status"] == "finished"
+
+
+def test_declared_params_are_checked_before_anything_is_written(taskq, r):
+    wrong = taskq("enqueue", "ingest_doc", "doc_id:=123")
+    one_line_error(wrong, "params of 'app.worker.jobs.ingest_doc.ingest_doc': field 'doc_id'", "got int 123")
+    one_line_error(taskq("enqueue", "ingest_doc"), "field 'doc_id' is required")
+    one_line_error(taskq("enqueue", "ingest_doc", "doc_id=1", "x=2"), "field 'x' is not declared")
+    assert not list(r.scan_iter("rq:job:*"))
+    listed = {row["name"]: row for row in taskq("jobs", "--json").json()}
+    assert (listed["ingest_doc"]["params"], listed["ingest_doc"]["version"]) == ({"doc_id": "str"}, 1)
+    assert listed["add"]["params"] is None
+
+
+def test_require_worker_refuses_a_job_no_live_worker_knows(taskq, r):
+    refused = taskq("enqueue", "add", "a:=1", "b:=2", "--require-worker")
+    one_line_error(refused, "no live worker knows job 'tests.support.jobs.add' (params version 1)")
+    assert not list(r.scan_iter("rq:job:*"))
 
 
 def test_enqueue_options_and_status_of_a_job_not_done_yet(taskq):
-    made = taskq("enqueue", "add", "a=1", "b=2", "--priority", "high", "--delay", "60", "--json")
+    made = taskq("enqueue", "add", "a:=1", "b:=2", "--priority", "high", "--delay", "60", "--json")
     job_id = made.json()["job_id"]
     shown = taskq("status", job_id)
     assert shown.code == 4
     assert "scheduled" in shown.out and "high" in shown.out and job_id in shown.out
     view = taskq("status", job_id, "--json").json()
     assert (view["status"], view["queue"], view["params"]) == ("scheduled", "high", {"a": 1, "b": 2})
-    gave_up = taskq("enqueue", "add", "a=1", "b=2", "--wait", "--timeout", "0.5")  # no worker runs
+    gave_up = taskq("enqueue", "add", "a:=1", "b:=2", "--wait", "--timeout", "0.5")  # no worker runs
     assert gave_up.code == 4 and "still queued after waiting 0.5 s" in gave_up.err
     assert "queued" in gave_up.out and "Traceback" not in gave_up.err
 
 
 def test_enqueue_wait_and_status_exit_codes_follow_the_job(taskq, settings):
     with WorkerProcess(settings):
-        ok = taskq("enqueue", "add", "a=2", "b=3", "--wait")
+        ok = taskq("enqueue", "add", "a:=2", "b:=3", "--wait")
         job_id = ok.out.splitlines()[0]
         assert ok.code == 0 and "finished" in ok.out and "5" in ok.out, ok.out + ok.err
         bad = taskq("enqueue", "fail_permanently", "message=no way", "--wait", "--json")
@@ -78,10 +112,11 @@ def test_user_errors_are_one_line_without_a_traceback(taskq):
     one_line_error(taskq("enqueue", "ecoh", "x=1"), "unknown job 'ecoh'", "did you mean 'echo'?")
     one_line_error(taskq("status", "no-such-job"), "job 'no-such-job' not found")
     one_line_error(taskq("status", "not/an/id"), "job ids must match")
-    one_line_error(taskq("enqueue", "add", "a=1", "b=2", "--job-id", "bad id"), "job ids must match")
+    one_line_error(taskq("enqueue", "add", "a:=1", "b:=2", "--job-id", "bad id"), "job ids must match")
     one_line_error(taskq("info", env={"QUEUE_RETRY_MAX": "lots"}), "QUEUE_RETRY_MAX='lots'")
     usage = taskq("enqueue", "add", "a")
-    assert usage.code == 2 and "expected KEY=VALUE, got 'a'" in usage.err and "Traceback" not in usage.err
+    assert usage.code == 2 and "expected KEY=VALUE or KEY:=JSON, got 'a'" in usage.err
+    assert "Traceback" not in usage.err
 
 
 def test_redis_unreachable_names_the_url_without_its_password(taskq):

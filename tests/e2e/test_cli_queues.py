@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from app.infrastructure.queue.rq_queue import RQQueue
@@ -91,3 +93,27 @@ def test_demo_runs_the_main_flow(taskq):
     assert run.code == 0, run.out + run.err
     assert "stopped the worker (exit 0)" in run.out
     assert run.out.count(" finished ") >= 4
+
+
+def test_info_shows_jobs_waiting_for_a_worker_that_knows_them_and_who_knows_what(taskq, settings, r):
+    later = ("added_later", "tests.support.jobs.added_later")
+    new = replace(settings, extra_jobs=(*settings.extra_jobs, later))
+    queue = RQQueue(r, new)
+    with WorkerProcess(settings, name="old-worker"):
+        job_id = queue.enqueue("added_later", {"value": "x"})
+        wait_until(lambda: r.hexists(f"rq:job:{job_id}", "taskq_unknown_since"), what="a hand-back")
+        env = {"QUEUE_EXTRA_JOBS": new.to_env()["QUEUE_EXTRA_JOBS"]}  # the operator's CLI is the new deploy's
+        data = taskq("info", "--json", env=env).json()
+        table = taskq("info", env=env)
+    (waiting,) = data["waiting_for_worker"]
+    assert (waiting["id"], waiting["job_name"], waiting["queue"], waiting["version"]) == (
+        job_id, later[1], "default", 1,
+    )  # fmt: skip
+    assert waiting["since"] and waiting["status"] in ("scheduled", "queued")
+    (worker,) = [w for w in data["workers"] if w["name"] == "old-worker"]
+    assert worker["jobs"]["tests.support.jobs.add"] == 1 and later[1] not in worker["jobs"]
+    assert table.code == 0, table.err
+    assert "waiting for a worker that knows them (1)" in table.out and job_id in table.out
+    assert "jobs the live workers know" in table.out
+    (row,) = [line for line in table.out.splitlines() if line.split()[:1] == [later[1]]]
+    assert "no live worker" in row

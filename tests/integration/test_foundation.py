@@ -146,14 +146,15 @@ def test_a_hand_written_job_naming_os_system_never_runs(settings, r, tmp_path):
     r.rpush("rq:queue:default", job_id)
     # The same through rq's own API, the way anyone with Redis access would try it.
     via_rq = rq.Queue("default", connection=r).enqueue("os.system", f"touch {marker}").id
-    with WorkerProcess(settings, "--burst") as worker:
+    no_grace = replace(settings, unknown_job_grace=0)  # fail it at first sight: no deploy is coming
+    with WorkerProcess(no_grace, "--burst") as worker:
         assert worker.wait() == 0
     assert not marker.exists()
     queue = RQQueue(r, settings)
     for jid in (job_id, via_rq):
         view = queue.get(jid)
         assert view.status.value == "failed"
-        assert "refused to run job 'os.system'" in view.error
+        assert view.error == "job not found: no live worker knows os.system"
 
 
 def test_a_broken_job_module_stops_the_worker_at_start_with_its_real_cause(settings):

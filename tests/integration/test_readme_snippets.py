@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def snippets(relative: str) -> list[str]:
     text = (ROOT / relative).read_text()
-    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    return [
+        textwrap.dedent(code) for code in re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    ]  # in lists too
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ from app.infrastructure.queue.rq_queue import RQQueue
 from app.infrastructure.redis.connection import Guard, connect
 from chaos.servers import PrivateRedis
 from tests.e2e.conftest import TASKQ, cli_env
-from tests.support.processes import WorkerProcess
+from tests.support.jobs import LATER_JOB, TEST_JOBS
+from tests.support.processes import WorkerProcess, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -101,12 +102,15 @@ def test_no_documented_user_may_flush(server, role, command):
 
 def test_the_whole_flow_runs_with_the_documented_users(server, settings, tmp_path):
     producer = as_role(settings, server, "producer")
-    queue = RQQueue(connect(producer), producer)
+    queue = RQQueue(connect(producer), replace(producer, extra_jobs=(*TEST_JOBS, LATER_JOB)))
     ok = queue.enqueue("add", {"a": 2, "b": 3})
     failing = queue.enqueue("fail_always", {"message": "expected"})
+    later = queue.enqueue("added_later", {"value": "x"})  # the worker does not know it: a hand-back
     with WorkerProcess(as_role(settings, server, "worker")) as worker:
         assert queue.wait(ok, timeout=20).result == 5
         assert queue.wait(failing, timeout=20).status is JobStatus.FAILED
+        wait_until(lambda: "handed back" in (queue.get(later).error or ""), timeout=20, what="a hand-back")
+        assert queue.enqueue("add", {"a": 1, "b": 1}, require_worker=True)
     operator = replace(
         as_role(settings, server, "operator"), limits="add=concurrency:2;concurrency_per_key:1"
     )

@@ -111,9 +111,10 @@ def test_json_mode_never_unpickles_either(settings, r, tmp_path):
     assert outcome(r, normal)[0] == "finished" and after.exists()
 
 
-def test_an_unregistered_function_is_refused_unimported(settings, r, tmp_path):
+@pytest.mark.parametrize("grace", [0.0, 3600.0], ids=["no grace", "default grace"])
+def test_an_unregistered_function_is_refused_unimported(settings, r, tmp_path, grace):
     # JSON mode without a key: the allow-list alone stands between a writer and os.system.
-    plain = replace(settings, serializer="json")
+    plain = replace(settings, serializer="json", unknown_job_grace=grace)
     queue = RQQueue(r, plain)
     victim = queue.enqueue("add", {"a": 1, "b": 2})
     evidence = tmp_path / "pwned"
@@ -125,7 +126,10 @@ def test_an_unregistered_function_is_refused_unimported(settings, r, tmp_path):
 
     status, error = outcome(r, victim)
     assert not evidence.exists()
-    assert status == "failed" and "JobNotAllowedError" in error and "'os.system'" in error, error
+    if grace:  # a name no worker here knows is handed back for one that does (a deploy may be late)
+        assert status == "scheduled" and "does not know os.system" in error, error
+    else:
+        assert status == "failed" and error == "job not found: no live worker knows os.system", error
     assert outcome(r, normal)[0] == "finished" and after.exists()
 
 

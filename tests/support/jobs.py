@@ -80,6 +80,11 @@ def die(signum: int) -> None:
     os.kill(os.getpid(), signum)
 
 
+def added_later(value: str) -> str:
+    """A job of the next deploy: registered (see `LATER_JOB`) for new workers, not for old ones."""
+    return value
+
+
 TEST_JOBS = (
     ("add", f"{__name__}.add"),
     ("echo", f"{__name__}.echo"),
@@ -99,6 +104,8 @@ TEST_JOBS = (
     ("span", f"{__name__}.span"),
     ("rate_limited_once", f"{__name__}.rate_limited_once"),
 )
+#: The job a deploy adds: producers and new workers register it next to TEST_JOBS, old workers do not.
+LATER_JOB = ("added_later", f"{__name__}.added_later")
 
 
 def fork_and_linger(seconds: float) -> str:

@@ -139,7 +139,7 @@ def test_depends_on_ids_are_checked_too():
 def test_priority_maps_to_the_configured_queue():
     assert build(priority="high").queue == "high"
     b = builder(queue_names=("p1", "p2", "p3"))
-    assert b.build(JobRequest(INGEST_DOC_JOB, {}, priority="low"), NOW).queue == "p3"
+    assert b.build(JobRequest(INGEST_DOC_JOB, {"doc_id": "1"}, priority="low"), NOW).queue == "p3"
 
 
 def test_delay_and_at_schedule_the_job():

@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # the names of __all__, for type checkers (tests/unit/test_fa
         InvalidParamsError,
         JobNotFoundError,
         JobStateError,
+        NoWorkerError,
         QueueBackendError,
         QueueError,
         QueueFullError,
@@ -25,6 +26,7 @@ if TYPE_CHECKING:  # the names of __all__, for type checkers (tests/unit/test_fa
         UnknownJobError,
         WaitTimeoutError,
     )
+    from app.infrastructure.queue.job_params import JobParams
     from app.infrastructure.queue.job_paths import INGEST_DOC_JOB, JobRegistry
     from app.infrastructure.queue.memory_queue import InMemoryQueue
     from app.infrastructure.queue.port import (
@@ -47,12 +49,14 @@ __all__ = [
     "InvalidOptionError",
     "InvalidParamsError",
     "JobNotFoundError",
+    "JobParams",
     "JobQueue",
     "JobRegistry",
     "JobRequest",
     "JobStateError",
     "JobStatus",
     "JobView",
+    "NoWorkerError",
     "Priority",
     "Progress",
     "QueueBackendError",
@@ -66,7 +70,7 @@ __all__ = [
     "WaitTimeoutError",
 ]
 #: Where the names of the face live, lightest module first.
-_MODULES = ("errors", "port", "job_paths", "rq_queue", "memory_queue")
+_MODULES = ("errors", "port", "job_params", "job_paths", "rq_queue", "memory_queue")
 
 
 def __getattr__(name: str) -> Any:

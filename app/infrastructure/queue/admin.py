@@ -18,10 +18,12 @@ from app.infrastructure.queue.admin_records import (
     FailedJob,
     LimitUse,
     QueueCounts,
+    WaitingJob,
     WorkerInfo,
     as_json,
     counts_of,
     failed_of,
+    waiting_of,
     worker_of,
 )
 from app.infrastructure.queue.errors import JobNotFoundError, JobStateError
@@ -40,7 +42,21 @@ _PURGE_BATCH = 500
 _requeue_args = packer("requeue")
 _purge_args = packer("purge")
 
-__all__ = ["HEAD", "STATES", "FailedJob", "LimitUse", "QueueAdmin", "QueueCounts", "WorkerInfo", "as_json"]
+#: At most this many handed-back jobs are read per queue (bounded work per `info` or scrape).
+WAITING_LIMIT = 1000
+_WAITING_FIELDS = (Field.STATUS, Field.ATTEMPTS, Field.DESCRIPTION, Field.PARAMS_VERSION, Field.UNKNOWN_SINCE)
+
+__all__ = [
+    "HEAD",
+    "STATES",
+    "FailedJob",
+    "LimitUse",
+    "QueueAdmin",
+    "QueueCounts",
+    "WaitingJob",
+    "WorkerInfo",
+    "as_json",
+]
 
 
 class QueueAdmin:
@@ -226,6 +242,43 @@ class QueueAdmin:
             for key, fields in zip(worker_keys, hashes, strict=True)
             if fields and b"death" not in fields
         ]
+
+    def waiting(self, queues: Sequence[str] | None = None) -> list[WaitingJob]:
+        """Jobs handed back by workers that do not know them, still waiting for one that does;
+        longest waiting first (at most WAITING_LIMIT per queue).
+
+        Raises:
+            QueueUnavailableError: Redis unreachable.
+        """
+        names = list(queues) if queues is not None else self.queues()
+
+        def index() -> list[Any]:
+            with self.connection.pipeline(transaction=False) as pipe:
+                for queue in names:
+                    pipe.zrange(keys.key("unknown", queue), 0, WAITING_LIMIT - 1, withscores=True)
+                return pipe.execute()
+
+        entries = [
+            (queue, text(job_id), score)
+            for queue, found in zip(names, self._guard.call(index), strict=True)
+            for job_id, score in found
+        ]
+
+        def read() -> list[Any]:
+            with self.connection.pipeline(transaction=False) as pipe:
+                for _queue, job_id, _score in entries:
+                    pipe.hmget(keys.job(job_id), _WAITING_FIELDS)
+                return pipe.execute()
+
+        jobs = [
+            waiting_of(job_id, queue, fields, score)
+            for (queue, job_id, score), fields in zip(
+                entries, self._guard.call(read) if entries else [], strict=True
+            )
+        ]
+        return sorted(
+            (job for job in jobs if job), key=lambda job: (job.since is None, job.since or 0, job.id)
+        )
 
     def failed(self, queues: Sequence[str] | None = None, limit: int = 100) -> list[FailedJob]:
         """The newest failed (or stopped) jobs, at most `limit`, newest first.

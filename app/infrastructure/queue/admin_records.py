@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
+from app.infrastructure.queue.directory import JOBS_FIELD, decode_jobs
 from app.infrastructure.queue.record import JobRecord, parse_rq_time, summarize_error, text
 from app.infrastructure.queue.schema import WorkerField
 
@@ -43,6 +44,19 @@ class WorkerInfo:
     birth: datetime | None
     successful: int
     failed: int
+    jobs: dict[str, int] = field(default_factory=dict)  # the jobs it knows: path -> params version
+
+
+@dataclass(frozen=True)
+class WaitingJob:
+    """A job handed back by workers that do not know it, waiting for one that does."""
+
+    id: str
+    queue: str
+    job_name: str
+    version: int
+    since: datetime | None  # first handed back
+    status: str
 
 
 @dataclass(frozen=True)
@@ -94,7 +108,23 @@ def worker_of(name: str, fields: dict[bytes, bytes]) -> WorkerInfo:
         birth=parse_rq_time(fields.get(b"birth")),
         successful=int(get(WorkerField.SUCCESSFUL) or 0),
         failed=int(get(WorkerField.FAILED) or 0),
+        jobs=decode_jobs(fields.get(JOBS_FIELD.encode())),
     )
+
+
+def waiting_of(
+    job_id: str, queue: str, fields: Sequence[bytes | None], attempts_then: float
+) -> WaitingJob | None:
+    """The job if it still waits: queued or scheduled, and not run since it was last handed back
+    (the hand-back index scores each id by its attempts then); None for anything else."""
+    status, attempts, description, version, since = (text(v) if v else "" for v in fields)
+    try:
+        if status not in ("queued", "scheduled") or int(attempts or 0) != int(attempts_then):
+            return None
+        first = datetime.fromtimestamp(float(since), tz=timezone.utc) if since else None
+        return WaitingJob(job_id, queue, description.partition("(")[0], int(version or 1), first, status)
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def failed_of(record: JobRecord, queue: str) -> FailedJob:
@@ -109,7 +139,7 @@ def failed_of(record: JobRecord, queue: str) -> FailedJob:
     )
 
 
-def as_json(item: QueueCounts | WorkerInfo | FailedJob | LimitUse) -> dict[str, Any]:
+def as_json(item: QueueCounts | WorkerInfo | FailedJob | LimitUse | WaitingJob) -> dict[str, Any]:
     """A JSON-safe dict of one of this module's records (times as ISO 8601), for `--json`."""
     return {
         name: value.isoformat()

@@ -38,7 +38,10 @@ class UnknownJobError(EnqueueError):
 
 
 class InvalidParamsError(EnqueueError):
-    """Raised when `params` is not a mapping of str keys to values."""
+    """Raised when `params` is not a mapping of str keys, or does not fit the job's declared params.
+
+    `key` names the parameter (the field) that was wrong, when there is one.
+    """
 
     def __init__(self, job_name: str, reason: str, key: object = None) -> None:
         self.job_name = job_name
@@ -117,6 +120,19 @@ class BatchError(QueueError):
         self.total = total
         self.retryable = cause.retryable
         super().__init__(f"{len(written)} of {total} jobs written before: {cause}")
+
+
+class NoWorkerError(EnqueueError):
+    """Raised with `require_worker=True` when no live worker knows the job (its name and params version)."""
+
+    def __init__(self, job_name: str, version: int, queue: str) -> None:
+        self.job_name = job_name
+        self.version = version
+        self.queue = queue
+        super().__init__(
+            f"no live worker knows job {job_name!r} (params version {version}) on queue {queue!r}; "
+            "nothing was written"
+        )
 
 
 # --- talking to Redis -----------------------------------------------------------------------

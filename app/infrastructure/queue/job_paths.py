@@ -1,8 +1,9 @@
-"""The registry of jobs: one constant per job import path, and the short name humans use.
+"""The registry of jobs: one constant per job import path, the short name humans use, and
+the params each job declares (a pydantic model or a dataclass, with a version).
 
-The producer enqueues by these paths without importing job code; the worker runs only
-paths listed here (plus `QUEUE_EXTRA_JOBS`, set by the operator), so nothing written into
-Redis by anyone else can make it import or run arbitrary code.
+The producer enqueues by these paths without importing job code, and checks params against
+their declaration; the worker runs only paths listed here (plus `QUEUE_EXTRA_JOBS`, set by the
+operator), so nothing written into Redis by anyone else can make it import or run arbitrary code.
 """
 
 from __future__ import annotations
@@ -10,10 +11,14 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
 
 from app.config import ConfigError
 from app.infrastructure.queue.errors import InvalidJobPathError, UnknownJobError
 from app.infrastructure.queue.import_utils import split_path
+from app.infrastructure.queue.job_params import JobParams, ParamsSchema
 
 INGEST_DOC_JOB = "app.worker.jobs.ingest_doc.ingest_doc"
 
@@ -21,6 +26,23 @@ INGEST_DOC_JOB = "app.worker.jobs.ingest_doc.ingest_doc"
 JOBS: Mapping[str, str] = MappingProxyType(
     {
         "ingest_doc": INGEST_DOC_JOB,
+    }
+)
+
+
+class IngestDocParams(BaseModel):
+    """`ingest_doc(doc_id)`: the document's name in `DOCUMENTS_DIR`, without its extension."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    doc_id: str
+
+
+#: import path -> what its params are (`JobParams(model, version)`). A job without an entry
+#: takes any params of the right shape, at version 1.
+PARAMS: Mapping[str, JobParams] = MappingProxyType(
+    {
+        INGEST_DOC_JOB: JobParams(IngestDocParams),
     }
 )
 
@@ -41,6 +63,7 @@ class JobRegistry:
         jobs: Mapping[str, str] = JOBS,
         extra: Iterable[tuple[str, str]] = (),
         callbacks: Iterable[str] = CALLBACKS,
+        params: Mapping[str, JobParams] = PARAMS,
     ) -> None:
         merged = dict(jobs)
         for name, path in extra:
@@ -56,6 +79,11 @@ class JobRegistry:
         self._by_name: Mapping[str, str] = MappingProxyType(merged)
         self._paths = frozenset(merged.values())
         self._callbacks = frozenset(callbacks)
+        for path in params:
+            if path not in self._paths:
+                raise ValueError(f"params are declared for {path!r}, which is not a registered job path")
+        self._versions = {path: entry.version for path, entry in params.items()}
+        self._declared = {path: ParamsSchema.of(e.model) for path, e in params.items() if e.model is not None}
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         """(short name, path) pairs, in registration order."""
@@ -71,6 +99,20 @@ class JobRegistry:
     def is_callback(self, path: object) -> bool:
         """Whether `path` is a registered callback path."""
         return isinstance(path, str) and path in self._callbacks
+
+    def declared(self, path: str) -> ParamsSchema | None:
+        """The params declared for the job at `path`; None when it declares none."""
+        return self._declared.get(path)
+
+    def version(self, path: str) -> int:
+        """The params version of the job at `path` (1 unless its entry says otherwise)."""
+        return self._versions.get(path, 1)
+
+    def check_params(self, path: str, params: Mapping[str, Any]) -> None:
+        """Raises `InvalidParamsError`, naming the field, when `params` do not fit the declaration."""
+        declared = self._declared.get(path)
+        if declared is not None:
+            declared.check(path, params)
 
     def resolve(self, job_name: object) -> str:
         """The import path for `job_name`, which is a registered path or its short name.

@@ -65,6 +65,7 @@ class JobSpec(NamedTuple):
     depends_on: tuple[str, ...]
     meta: Mapping[str, Any]
     meta_blob: bytes | None
+    version: int  # of the entry's declared params (`job_paths.PARAMS`), recorded with the job
     limit_key: str = ""  # what its per-key limits count by
 
     @property
@@ -97,11 +98,14 @@ class JobSpecBuilder:
         """
         job_name = self.registry.resolve(request.job_name)
         params = _check_params(job_name, request.params)
+        self.registry.check_params(job_name, params)
         options = request.options
         if options and not OPTION_NAMES.issuperset(options):
             name = min(set(options) - OPTION_NAMES)
             raise InvalidOptionError(name, options[name], "is not an enqueue option")
         get = options.get
+        if type(get("require_worker", False)) is not bool:
+            raise InvalidOptionError("require_worker", get("require_worker"), "must be True or False")
         depends_on = _check_depends_on(get("depends_on"))
         run_at, run_in = _check_schedule(get("delay"), get("at"), now)
         if depends_on and (run_at is not None or run_in is not None):
@@ -130,6 +134,7 @@ class JobSpecBuilder:
             meta=meta,
             meta_blob=self.serializer.dumps(meta) if meta else None,
             limit_key=_check_limit_key(get("limit_key")),
+            version=self.registry.version(job_name),
         )
 
     def _queue(self, priority: object) -> str:
@@ -310,5 +315,6 @@ def spec_record(spec: JobSpec, trace: str = "") -> list[Any]:
         meta=spec.meta_blob or b"",
         trace=trace,
         limit_key=spec.limit_key,
+        version=spec.version,
         depends_on=spec.depends_on,
     )

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from app.config import PRIORITIES, Settings
-from app.infrastructure.queue.errors import JobNotFoundError, JobStateError, WaitTimeoutError
+from app.infrastructure.queue.errors import JobNotFoundError, JobStateError, NoWorkerError, WaitTimeoutError
 from app.infrastructure.queue.job_paths import JobRegistry
 from app.infrastructure.queue.job_spec import JobSpec, JobSpecBuilder
 from app.infrastructure.queue.keys import check_job_id
@@ -42,11 +42,15 @@ class InMemoryQueue:
         *,
         run_inline: bool = False,
         clock: Callable[[], float] | None = None,
+        worker_registry: JobRegistry | None = None,
     ) -> None:
+        """`worker_registry` is what its worker knows (default: `registry`): a unit test can play
+        a rolling deploy, workers a version behind the producer."""
         from app import bootstrap  # the composition root builds what was not given (it imports us)
 
         self.settings = settings if settings is not None else bootstrap.default_settings()
         self.registry = registry or bootstrap.registry_for(self.settings)
+        self.worker_registry = worker_registry or self.registry
         self.serializer = bootstrap.serializer_for(self.settings)
         self.run_inline = run_inline
         self._builder = JobSpecBuilder(self.settings, self.registry, self.serializer)
@@ -72,7 +76,11 @@ class InMemoryQueue:
     def enqueue_many(self, requests: Iterable[JobRequest]) -> list[str]:
         """See `JobQueue.enqueue_many`: validated first, then written all or nothing."""
         now = self.now()
+        requests = list(requests)
         specs = [self._builder.build(request, now) for request in requests]
+        for spec, request in zip(specs, requests, strict=True):
+            if request.options.get("require_worker") and not self._knows(spec):
+                raise NoWorkerError(spec.job_name, spec.version, spec.queue)
         self.enqueued += self.store.create(specs)
         if self.run_inline:
             self.run_pending()
@@ -120,14 +128,25 @@ class InMemoryQueue:
         else:
             self.store.fail(claim, settled.ending, settled.retry_in, settled.error)
 
+    def _knows(self, spec: JobSpec) -> bool:
+        """Whether its one worker (always live, every queue) knows the job: name and params version."""
+        functions = self._job_runner().functions
+        return spec.job_name in functions and self.worker_registry.version(spec.job_name) == spec.version
+
     def _job_runner(self) -> Any:
         if self._runner is None:
             from app.worker.execution import JobRunner
             from app.worker.preflight import resolve_jobs
 
-            functions, _ = resolve_jobs(self.registry)  # a broken path fails its jobs, as in a worker
+            # A broken path hands its jobs back, as a worker that does not know them would.
+            functions, _ = resolve_jobs(self.worker_registry)
             self._runner = JobRunner(
-                self.settings, self.registry, self.serializer, functions, self._progress, timeouts=False
+                self.settings,
+                self.worker_registry,
+                self.serializer,
+                functions,
+                self._progress,
+                timeouts=False,
             )
         return self._runner
 

@@ -157,6 +157,9 @@ class MemoryStore:
     def fail(self, claim: Claim, ending: Ending, retry_in: float | None, error: str) -> Recorded:
         job_id = claim.job_id
         job = self.jobs[job_id]
+        if ending is Ending.HANDBACK:
+            self._hand_back(job_id, self.clock() + (retry_in or 0.0), error)
+            return Recorded.DONE
         job[Field.EXC_INFO.encode()] = error.encode()
         if ending is Ending.REQUEUE:
             self._back_to_queue(job_id, "requeue", at_front=True)
@@ -181,6 +184,16 @@ class MemoryStore:
             self._expire(job_id, Field.FAILURE_TTL)
             self._cascade(job_id)
         return Recorded.DONE
+
+    def _hand_back(self, job_id: str, retry_at: float, reason: str) -> None:
+        """As `handback.lua`: scheduled again, the claim's attempt given back, first time kept."""
+        job = self.jobs[job_id]
+        attempts = max(int(job.get(Field.ATTEMPTS.encode(), b"1")) - 1, 0)
+        job.setdefault(Field.UNKNOWN_SINCE.encode(), _b(repr(self.clock())))
+        self._move(job_id, "handback", _S.SCHEDULED.value)
+        job[Field.ATTEMPTS.encode()] = _b(attempts)
+        job[Field.REASON.encode()] = reason.encode()
+        self.scheduled[job_id] = retry_at
 
     def wait_and_claim(self, timeout: float, execution_id: str) -> ClaimReply | None:
         return self.claim(execution_id)

@@ -94,6 +94,7 @@ class EnqueueOptions(TypedDict, total=False):
     depends_on: str | Sequence[str] | None
     meta: Mapping[str, Any] | None
     limit_key: str | None
+    require_worker: bool
 
 
 OPTION_NAMES = frozenset(EnqueueOptions.__optional_keys__)

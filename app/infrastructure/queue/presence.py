@@ -11,13 +11,15 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import redis
 from rq.command import parse_payload
 from rq.worker import BaseWorker
 
+from app.infrastructure.queue.directory import JOBS_FIELD, encode_jobs
 from app.infrastructure.queue.errors import WorkerNameError
 from app.infrastructure.queue.schema import WorkerState
 from app.infrastructure.redis.connection import describe, translating
@@ -42,6 +44,11 @@ class _RqWorker(BaseWorker):
     """rq's worker registration, with its commands routed to our `Commands`."""
 
     commands: Commands | None = None
+    jobs: Mapping[str, int] = MappingProxyType({})
+
+    def serialize(self) -> dict[str, Any]:
+        """rq's worker hash, plus the jobs this worker knows: written in the same step as its birth."""
+        return {**super().serialize(), JOBS_FIELD: encode_jobs(self.jobs)}
 
     def handle_payload(self, message: dict[str, Any]) -> None:
         payload = parse_payload(message)
@@ -57,15 +64,27 @@ class _RqWorker(BaseWorker):
 
 
 class WorkerPresence:
-    """Registers a worker under `name` for `queues`, and listens for rq's commands to it."""
+    """Registers a worker under `name` for `queues`, and listens for rq's commands to it.
 
-    def __init__(self, connection: redis.Redis, name: str, queues: Sequence[str], ttl: int) -> None:
+    `jobs` ({job path: params version}) is published with the registration, for the producers and
+    workers that ask who knows a job (`directory.py`).
+    """
+
+    def __init__(
+        self,
+        connection: redis.Redis,
+        name: str,
+        queues: Sequence[str],
+        ttl: int,
+        jobs: Mapping[str, int] | None = None,
+    ) -> None:
         self.where = describe(connection)
         self.name = name
         self._rq = _RqWorker(
             list(queues), name=name, connection=connection, worker_ttl=ttl, prepare_for_work=False
         )
         self._rq.hostname, self._rq.pid, self._rq.ip_address = socket.gethostname(), os.getpid(), "unknown"
+        self._rq.jobs = dict(jobs or {})
         self.key: str = self._rq.key
 
     def register(self, commands: Commands) -> None:

@@ -74,6 +74,7 @@ class _B:
     FAILURE_CALLBACK = Field.FAILURE_CALLBACK.encode()
     META = Field.META.encode()
     ORIGIN = Field.ORIGIN.encode()
+    PARAMS_VERSION = Field.PARAMS_VERSION.encode()
     REASON = Field.REASON.encode()
     RESULT_TTL = Field.RESULT_TTL.encode()
     RETRIES_LEFT = Field.RETRIES_LEFT.encode()
@@ -85,6 +86,7 @@ class _B:
     TIMEOUT = Field.TIMEOUT.encode()
     TRACE = Field.TRACE.encode()
     SIGNATURE = Field.SIGNATURE.encode()
+    UNKNOWN_SINCE = Field.UNKNOWN_SINCE.encode()
     WORKER_NAME = Field.WORKER_NAME.encode()
 
 
@@ -206,6 +208,20 @@ class JobRecord:
     def trace(self) -> str | None:
         """The producer's trace context (`app.tracing`), None when it had none."""
         return self._text(_B.TRACE)
+
+    @property
+    def params_version(self) -> int:
+        """The params version it was enqueued with (1 for jobs written without one, by rq say)."""
+        return _int(self.fields.get(_B.PARAMS_VERSION), 1)
+
+    @property
+    def unknown_since(self) -> float | None:
+        """When a worker that did not know it first handed it back (epoch seconds); None if never."""
+        try:
+            since = float(self.fields.get(_B.UNKNOWN_SINCE) or "")
+        except ValueError:
+            return None
+        return since if math.isfinite(since) else None
 
     @property
     def job_name(self) -> str:

@@ -29,6 +29,7 @@ _claim_args = packer("dequeue")
 _finish_args = packer("finish")
 _fail_args = packer("fail")
 _heartbeat_args = packer("heartbeat")
+_handback_args = packer("handback")
 
 
 class RedisJobStore:
@@ -53,6 +54,7 @@ class RedisJobStore:
         self._dequeue = FastScript(connection, lua.source("dequeue"))
         self._finish = FastScript(connection, lua.source("finish"))
         self._fail = FastScript(connection, lua.source("fail"))
+        self._handback = FastScript(connection, lua.source("handback"))
         self._heartbeat = FastScript(connection, lua.source("heartbeat"))
         self._promoted = 0.0
         self.counts = {WorkerField.SUCCESSFUL: 0, WorkerField.FAILED: 0}
@@ -131,6 +133,12 @@ class RedisJobStore:
         return done, following
 
     def fail(self, claim: Claim, ending: Ending, retry_in: float | None, error: str) -> Recorded:
+        if ending is Ending.HANDBACK:
+            script_keys, args = _handback_args(
+                **self._attempt(claim), retry_in=repr(retry_in or 0.0), reason=error
+            )
+            with translating(self.where):
+                return Recorded(int(self._handback(keys=script_keys, args=args)[0]))
         packed, b64 = encode_error(error)
         script_keys, args = _fail_args(
             **self._attempt(claim),

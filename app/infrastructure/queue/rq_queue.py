@@ -18,12 +18,14 @@ import redis
 from app import tracing
 from app.config import Settings
 from app.infrastructure.queue import keys, lua, telemetry
+from app.infrastructure.queue.directory import WorkerDirectory
 from app.infrastructure.queue.errors import (
     BatchError,
     DependencyError,
     InvalidOptionError,
     JobNotFoundError,
     JobStateError,
+    NoWorkerError,
     QueueError,
     WaitTimeoutError,
 )
@@ -80,6 +82,7 @@ class RQQueue:
         self._enqueue_one = FastScript(redis_conn, lua.source("enqueue_one"))
         self._registered: set[str] = set()  # queues this producer already added to rq:queues
         self._cancel = redis_conn.register_script(lua.source("cancel"))
+        self._directory = WorkerDirectory(redis_conn, self.settings.redis_retry_seconds)
 
     def __repr__(self) -> str:
         return f"RQQueue({self._guard.where}, queues={self.settings.queue_names})"
@@ -91,14 +94,18 @@ class RQQueue:
 
         With `job_id`, a live job of that id (queued, scheduled, deferred, started, or finished
         within its result TTL) is returned as is: nothing is created and nothing runs twice.
+        With `require_worker=True`, it is refused unless a live worker of its queue knows the job.
 
         Raises:
             UnknownJobError, InvalidParamsError, SerializationError, PayloadTooLargeError,
             InvalidOptionError, InvalidJobIdError, DependencyError: bad input; nothing written.
+            NoWorkerError: `require_worker=True` and no live worker knows the job; nothing written.
             QueueUnavailableError, QueueFullError: Redis unreachable, slow or full, after bounded
             retries (retryable). QueuePermissionError: a wrong password or ACL (not retryable).
         """
         spec = self._builder.build(JobRequest(job_name, params, **options), time.time())
+        if options.get("require_worker"):
+            self._check_known([spec])
         self._write([spec])
         return spec.job_id
 
@@ -116,7 +123,11 @@ class RQQueue:
             BatchError: Redis failed after part of a large batch was written; `written` lists it.
         """
         now = time.time()
+        requests = list(requests)
         specs = [self._builder.build(request, now) for request in requests]
+        wanted = [s for s, r in zip(specs, requests, strict=True) if r.options.get("require_worker")]
+        if wanted:
+            self._check_known(wanted)
         if len(specs) > BATCH_CHUNK:
             self._check_dependencies(specs)
         written: list[str] = []
@@ -152,6 +163,13 @@ class RQQueue:
             for dep in spec.depends_on:
                 if dep in found and (found[dep] is None or found[dep] in doomed):
                     raise DependencyError(spec.job_id, dep, found[dep])
+
+    def _check_known(self, specs: Sequence[JobSpec]) -> None:
+        """Raises `NoWorkerError` for the first job no live worker of its queue knows (name and version)."""
+        live = self._directory.live()
+        for spec in specs:
+            if not any(worker.knows(spec.job_name, spec.version, spec.queue) for worker in live):
+                raise NoWorkerError(spec.job_name, spec.version, spec.queue)
 
     def _write(self, specs: Sequence[JobSpec]) -> None:
         trace = tracing.current_carrier()

@@ -45,6 +45,7 @@ class Ending(str, Enum):
     FAILED = "failed"
     STOPPED = "stopped"
     SNOOZE = "snooze"  # the job asked to be run later (RateLimited): scheduled, no attempt used
+    HANDBACK = "handback"  # a job this worker does not know: back, unfailed, for a worker that does
 
 
 _S = JobStatus
@@ -74,9 +75,7 @@ class Transition:
 
 
 def _t(sources: set[JobStatus | str], targets: set[JobStatus]) -> Transition:
-    return Transition(
-        frozenset(s.value if isinstance(s, JobStatus) else s for s in sources), frozenset(targets)
-    )
+    return Transition(frozenset(getattr(s, "value", s) for s in sources), frozenset(targets))
 
 
 #: Every status change a script makes (`CAN.claim(status)` in Lua), by name.
@@ -96,6 +95,7 @@ TRANSITIONS: Mapping[str, Transition] = MappingProxyType(
         "cascade": _t({_S.DEFERRED}, {_S.CANCELED}),  # a dependency can never finish
         "resubmit": _t({_S.FAILED, _S.STOPPED}, {_S.QUEUED}),  # `taskq failed requeue`
         "purge": _t({_S.FAILED, _S.STOPPED}, set()),  # `taskq failed purge`: deleted
+        "handback": _t({_S.STARTED}, {_S.SCHEDULED}),  # its worker does not know it: no attempt used
     }
 )
 
@@ -141,6 +141,8 @@ class Field:
     SIGNATURE = "taskq_sig"  # the data's HMAC tag, in a field of its own: keeps small hashes compact
     LIMIT_KEY = "taskq_limit_key"  # the key its per-key limits count by (`enqueue(limit_key=...)`)
     SLOTS = "taskq_slots"  # the concurrency slots its execution holds, released when it ends
+    PARAMS_VERSION = "taskq_params_version"  # the registry entry's version at enqueue (absent: 1)
+    UNKNOWN_SINCE = "taskq_unknown_since"  # epoch seconds a worker first handed it back
 
 
 class WorkerField:
@@ -220,6 +222,7 @@ KEYS: Mapping[str, str] = MappingProxyType(
         "group": "taskq:group:{}",
         "ring": "taskq:ring:{}",
         "groups": "taskq:groups:{}",  # every key of a queue with jobs in its group
+        "unknown": "taskq:unknown:{}",  # handed-back ids, scored by their attempts then (a run adds one)
     }
 )
 
@@ -242,6 +245,7 @@ JOB_RECORD: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("meta", (Field.META,)),
     ("trace", (Field.TRACE,)),
     ("limit_key", (Field.LIMIT_KEY,)),
+    ("version", (Field.PARAMS_VERSION,)),
 )
 RECORD_NAMES = tuple(name for name, _ in JOB_RECORD)
 
@@ -265,6 +269,8 @@ CLAIM_FIELDS = (
     Field.STOPPED_CALLBACK,
     Field.TRACE,
     Field.LIMIT_KEY,
+    Field.PARAMS_VERSION,
+    Field.UNKNOWN_SINCE,
 )
 #: Lists of names the scripts need whole (`LIST.claim_fields` in Lua).
 LISTS: Mapping[str, tuple[str, ...]] = MappingProxyType({"claim_fields": CLAIM_FIELDS})
@@ -318,16 +324,15 @@ LAYOUTS: Mapping[str, Layout] = MappingProxyType(
         "cancel": Layout(args=("job_id",)),
         "requeue": Layout(args=("job_id",)),
         "purge": Layout(args=("queue", "limit")),
+        "handback": Layout(keys=("worker_key",), args=(*ATTEMPT_ARGS, "retry_in", "reason")),
     }
 )
 
 
 def packer(script: str) -> Callable[..., list[Any]]:
-    """A function taking the script's arguments by name and returning [keys, args] for EVALSHA.
-
-    Generated once per script, with keyword-only parameters: a missing or unknown name raises
-    TypeError at the call, never a value in the wrong place. The tail goes in as a list.
-    """
+    """A function taking the script's arguments by name and returning [keys, args] for EVALSHA:
+    keyword-only, generated once per script; a missing or unknown name raises TypeError at the
+    call, never a value in the wrong place. The tail goes in as a list."""
     return _PACKERS[script]
 
 
@@ -355,12 +360,8 @@ pack_record = _generate(
 
 def record_fields(record: list[Any]) -> dict[str, Any]:
     """The job hash fields one packed record fills (the in-memory store writes exactly these)."""
-    fields: dict[str, Any] = {}
-    for (_, targets), value in zip(JOB_RECORD, record, strict=False):
-        if value != "" and value != b"":
-            for target in targets:
-                fields[target] = value
-    return fields
+    pairs = zip(JOB_RECORD, record, strict=False)
+    return {target: value for (_, targets), value in pairs if value not in ("", b"") for target in targets}
 
 
 class SchemaError(Exception):

@@ -110,7 +110,8 @@ class JobStore(Protocol):
         ...
 
     def fail(self, claim: Claim, ending: Ending, retry_in: float | None, error: str) -> Recorded:
-        """Record an attempt that did not finish: retry (`retry_in` s from now), requeue, failed, stopped."""
+        """Record an attempt that did not finish: retry (`retry_in` s from now), requeue, failed,
+        stopped, snooze, or a hand-back (a job this worker does not know: claimable again later)."""
         ...
 
     def heartbeat(self, claim: Claim | None) -> Beat:

@@ -1,6 +1,6 @@
 -- Put a failed (or stopped) job back in its queue the way our workers take jobs: status
 -- `queued`, out of the failed registry, its id and a wake-up token pushed, and a fresh run's
--- budget: attempts back to 0, retries back to the job's own maximum.
+-- budget: attempts back to 0, retries back to the job's own maximum, a hand-back grace anew.
 -- Its past results stay in its results stream; dependents already canceled stay canceled.
 -- Returns {1, queue}, or {0, status} when the job is not failed or stopped, or {-1} when there is no job.
 local id = A.job_id
@@ -13,7 +13,7 @@ local queue = redis.call('HGET', key, F.origin)
 local ok, intervals = pcall(cjson.decode, redis.call('HGET', key, F.retry_intervals) or '[]')
 local retries = (ok and type(intervals) == 'table') and math.min(#intervals, 100) or 0
 redis.call('ZREM', K.failed(queue), id)
-redis.call('HDEL', key, F.exc_info, F.ended_at, F.reason)
+redis.call('HDEL', key, F.exc_info, F.ended_at, F.reason, F.unknown_since)
 redis.call('HSET', key, F.retries_left, retries, F.attempts, 0)
 -- A failed job expires with its failure TTL; a queued one lives until it runs (or its own ttl).
 local ttl = tonumber(redis.call('HGET', key, F.ttl))

@@ -9,10 +9,6 @@ import click
 
 from app.cli import render
 from app.cli.common import (
-    EXIT_ERROR,
-    EXIT_JOB_DID_NOT_FINISH,
-    EXIT_JOB_NOT_DONE,
-    EXIT_OK,
     console,
     exit_with,
     json_option,
@@ -22,6 +18,7 @@ from app.cli.common import (
     url_option,
 )
 from app.cli.watch import follow
+from app.exits import Exit
 from app.infrastructure.queue.errors import JobImportError, WaitTimeoutError
 from app.infrastructure.queue.import_utils import import_callable
 from app.infrastructure.queue.port import JobStatus, JobView
@@ -37,7 +34,7 @@ def jobs(ctx: click.Context, as_json: bool) -> None:
         print_json([{"name": n, "path": p, "resolves": e is None, "problem": e} for n, p, e in rows])
     else:
         console().print(render.registered_table(rows))
-    exit_with(EXIT_OK if all(problem is None for _, _, problem in rows) else EXIT_ERROR)
+    exit_with(Exit.OK if all(problem is None for _, _, problem in rows) else Exit.BROKEN_JOB_PATH)
 
 
 def _problem(path: str) -> str | None:
@@ -146,8 +143,8 @@ def _show(view: JobView, as_json: bool) -> None:
     else:
         console().print(render.job_table(view))
     if view.status is JobStatus.FINISHED:
-        exit_with(EXIT_OK)
-    exit_with(EXIT_JOB_DID_NOT_FINISH if view.is_final else EXIT_JOB_NOT_DONE)
+        exit_with(Exit.OK)
+    exit_with(Exit.JOB_DID_NOT_FINISH if view.is_final else Exit.JOB_NOT_DONE)
 
 
 @click.command()

@@ -14,6 +14,7 @@ import redis
 
 from app.cli import dashboard, jobs, queues
 from app.cli.common import CliError, Session, url_option
+from app.exits import run
 from app.infrastructure.queue.errors import QueueError, UnknownJobError
 from app.infrastructure.redis.connection import describe, translate
 from app.worker.cli import worker_command
@@ -68,4 +69,4 @@ cli.add_command(dashboard.dashboard)
 
 def main() -> None:
     """The `taskq` console script."""
-    cli(prog_name="taskq")
+    run(cli, "taskq")

@@ -15,6 +15,7 @@ import click
 from app import logs
 from app.bootstrap import Services, bootstrap, default_settings
 from app.config import Settings
+from app.exits import Exit, Fatal
 from app.infrastructure.queue.errors import QueueError
 from app.infrastructure.redis.locality import signing_warning
 from app.worker.events import WorkerEvents
@@ -86,24 +87,27 @@ def worker_command(
         # too long): one line, no traceback.
         worker.work(burst=burst, max_jobs=max_jobs)
     except QueueError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise Fatal(str(exc)) from None
 
 
 def _settings(url: str | None) -> Settings:
     try:
         settings = default_settings()
     except QueueError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise Fatal(str(exc)) from None
     return replace(settings, redis_url=url) if url else settings
 
 
 def _preflight(services: Services) -> dict[str, Callable[..., Any]]:
-    """Every registered job imported before any job is taken; a broken path stops the worker."""
+    """Every registered job imported before any job is taken; a broken path stops the worker.
+
+    It exits `Exit.BROKEN_JOB_PATH` (5): a deploy error, which a supervisor must not restart.
+    """
     functions, problems = resolve_jobs(services.registry)
     if problems:
-        for line in problems:
-            click.echo(f"worker: broken job path: {line}", err=True)
-        sys.exit(2)
+        for line in problems[:-1]:
+            Fatal(f"broken job path: {line}").show()
+        raise Fatal(f"broken job path: {problems[-1]}", Exit.BROKEN_JOB_PATH)
     return functions
 
 
@@ -138,7 +142,7 @@ def _metrics(port: int | None, host: str, settings: Settings) -> list[WorkerEven
     try:
         return [metrics.serve(port, host, admin)]
     except OSError as exc:
-        raise click.ClickException(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from None
+        raise Fatal(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def _metrics_args(port: int | None, host: str) -> Callable[[int], list[str]] | None:

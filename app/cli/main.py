@@ -6,6 +6,7 @@ line on stderr and a non-zero exit, never a traceback: `TaskqGroup.invoke` trans
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -68,5 +69,12 @@ cli.add_command(dashboard.dashboard)
 
 
 def main() -> None:
-    """The `taskq` console script."""
+    """The `taskq` console script.
+
+    Like `python -m`, it puts the current directory first on `sys.path` (unless PYTHONSAFEPATH is
+    set): `taskq worker` and `taskq jobs` find job modules exactly where `python -m app.worker` does.
+    """
+    here = os.getcwd()
+    if not sys.flags.safe_path and not os.environ.get("PYTHONSAFEPATH") and here not in sys.path:
+        sys.path.insert(0, here)
     run(cli, "taskq")

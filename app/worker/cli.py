@@ -77,6 +77,7 @@ def worker_command(
         args = _passthrough(queues, burst, mode, max_jobs, url)
         sys.exit(Supervisor(processes, args, _metrics_args(metrics_port, metrics_host)).run())
     queue_names = [q.strip() for q in queues.split(",")] if queues else None
+    announce_folders(settings)
     services = bootstrap(settings)
     functions = _preflight(services)
     try:
@@ -109,6 +110,19 @@ def _preflight(services: Services) -> dict[str, Callable[..., Any]]:
             Fatal(f"broken job path: {line}").show()
         raise Fatal(f"broken job path: {problems[-1]}", Exit.BROKEN_JOB_PATH)
     return functions
+
+
+def announce_folders(settings: Settings) -> None:
+    """Say at start where `ingest_doc` reads and writes: absolute, whatever the current directory."""
+    log.info(
+        "documents from DOCUMENTS_DIR=%s, chunks to INGESTED_DIR=%s",
+        settings.documents_dir,
+        settings.ingested_dir,
+    )
+    if not settings.documents_dir.is_dir():
+        log.warning(
+            "DOCUMENTS_DIR=%s is not a folder: ingest_doc will fail every job", settings.documents_dir
+        )
 
 
 def warn_if_unsigned(settings: Settings) -> None:

@@ -94,12 +94,17 @@ def enqueue(
 
 
 def parse_params(items: tuple[str, ...]) -> dict[str, Any]:
-    """`key=value` pairs; each value is JSON when it parses as JSON, else the string itself."""
+    """`key=value` pairs; each value is JSON when it parses as JSON, else the string itself.
+
+    A key given twice is refused: which of the two was meant cannot be guessed.
+    """
     params: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="params")
+        if key in params:
+            raise click.BadParameter(f"{key!r} is given twice; give each key once", param_hint="params")
         try:
             params[key] = json.loads(raw)
         except ValueError:

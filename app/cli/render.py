@@ -44,6 +44,16 @@ def stamp(when: datetime | None) -> str:
     return when.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC" if when else "-"
 
 
+#: The longest error shown in a `taskq failed list` row (a param's repr can make it 100 KB long).
+ERROR_CELL = 120
+
+
+def cut(text: str, limit: int) -> str:
+    """`text` on one line, at most `limit` characters, an ellipsis where it was cut."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 def show_value(value: Any) -> str:
     """A result or a param, on one line: JSON when it is JSON-safe, else its repr, bounded."""
     try:
@@ -105,11 +115,17 @@ def workers_table(workers: Sequence[WorkerInfo]) -> Table | str:
     if not workers:
         return "workers: none alive"
     table = _table(f"workers ({len(workers)})")
-    for column in ("name", "host", "pid", "state", "current job", "last heartbeat"):
+    for column in ("name", "host", "pid", "state", "queues", "current job", "last heartbeat"):
         table.add_column(column, justify="right" if column == "pid" else "left")
     for w in workers:
         table.add_row(
-            w.name, w.host, str(w.pid or "-"), w.state, w.current_job or "-", since(w.last_heartbeat)
+            w.name,
+            w.host,
+            str(w.pid or "-"),
+            w.state,
+            ",".join(w.queues) or "-",
+            w.current_job or "-",
+            since(w.last_heartbeat),
         )
     return table
 
@@ -122,7 +138,8 @@ def failed_table(jobs: Sequence[FailedJob]) -> Table | str:
     table.add_column("id", no_wrap=True, min_width=max(len(job.id) for job in jobs))
     for column in ("queue", "job", "status", "attempts", "ended"):
         table.add_column(column, no_wrap=True)
-    table.add_column("error", overflow="fold", ratio=1)
+    # One row per job: the error's last line, cut; `taskq failed show ID` has all of it.
+    table.add_column("error", no_wrap=True, overflow="ellipsis", ratio=1)
     for job in jobs:
         table.add_row(
             job.id,
@@ -131,7 +148,7 @@ def failed_table(jobs: Sequence[FailedJob]) -> Table | str:
             job.status,
             str(job.attempts),
             since(job.ended_at),
-            job.error or "-",
+            cut(job.error or "-", ERROR_CELL),
         )
     return table
 

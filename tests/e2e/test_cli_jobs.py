@@ -120,3 +120,11 @@ def test_stop_a_running_job(taskq, settings, r):
     assert view.status.value == "stopped"
     assert taskq("status", slow).code == 3
     one_line_error(taskq("stop", slow), "it is stopped")
+
+
+def test_a_key_given_twice_is_refused_not_silently_the_last(taskq, r):
+    run = taskq("enqueue", "add", "a=1", "a=2", "b=3")
+    assert (
+        run.code == 2 and "'a' is given twice" in run.err and run.err.splitlines()[-1].startswith("taskq: ")
+    )
+    assert not r.keys("rq:job:*")

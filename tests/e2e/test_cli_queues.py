@@ -91,3 +91,27 @@ def test_demo_runs_the_main_flow(taskq):
     assert run.code == 0, run.out + run.err
     assert "stopped the worker (exit 0)" in run.out
     assert run.out.count(" finished ") >= 4
+
+
+def test_info_shows_which_queues_each_worker_serves(taskq, settings):
+    with WorkerProcess(settings, "--queues", "high,default", name="two-queues"):
+        table = taskq("info")
+        data = taskq("info", "--json").json()
+    header = next(line for line in table.out.splitlines() if "last heartbeat" in line).split()
+    assert header[:5] == ["name", "host", "pid", "state", "queues"], table.out
+    (row,) = [line for line in table.out.splitlines() if line.lstrip().startswith("two-queues")]
+    assert row.split()[4] == "high,default"
+    assert [w["queues"] for w in data["workers"] if w["name"] == "two-queues"] == [["high", "default"]]
+
+
+def test_failed_list_keeps_one_row_per_job_and_show_has_the_whole_error(taskq, settings, r):
+    queue = RQQueue(r, settings)
+    huge = "x" * 20_000  # stored errors are bounded at 64 KiB
+    job_id = queue.enqueue("fail_always", {"message": f"too long {huge} end"}, retry=0)
+    drain(settings, r)
+    listed = taskq("failed", "list")
+    rows = [line for line in listed.out.splitlines() if job_id in line]
+    assert listed.code == 0 and len(rows) == 1 and len(listed.out.splitlines()) < 10, listed.out[:500]
+    assert "ValueError: too long xxx" in rows[0] and "…" in rows[0] and len(rows[0]) < 300
+    shown = taskq("failed", "show", job_id)
+    assert f"too long {huge} end" in shown.out.replace("\n", "")

@@ -1,4 +1,3 @@
-
 import pytest
 
 from app.config import PROJECT_ROOT, ConfigError, Settings, redact_url

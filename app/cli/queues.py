@@ -79,16 +79,32 @@ def show(ctx: click.Context, job_id: str, as_json: bool, url: str | None) -> Non
 @failed.command()
 @click.argument("job_ids", nargs=-1, metavar="[JOB_ID]...")
 @click.option("--all", "every", is_flag=True, help="Every failed job (of --queue, if given).")
+@click.option(
+    "--as", "as_name", metavar="NEW_JOB_NAME", help="Run them as this registered job (after a rename)."
+)
 @queue_option
 @url_option
 @click.pass_context
 def requeue(
-    ctx: click.Context, job_ids: tuple[str, ...], every: bool, queue: tuple[str, ...], url: str | None
+    ctx: click.Context,
+    job_ids: tuple[str, ...],
+    every: bool,
+    as_name: str | None,
+    queue: tuple[str, ...],
+    url: str | None,
 ) -> None:
-    """Put failed jobs back in their queue, with their retries reset."""
+    """Put failed jobs back in their queue, with their retries reset (and renamed, with --as)."""
     if bool(job_ids) == every:
         raise CliError("give job ids, or --all (not both)")
-    admin = session(ctx).admin
+    state = session(ctx)
+    if as_name is not None:
+        if every:
+            raise CliError("--as renames the jobs you name: give their ids, not --all")
+        path = state.registry.resolve(as_name)
+        for job_id in job_ids:
+            click.echo(f"requeued {job_id} on queue {state.admin.requeue(job_id, as_job=path)} as {path}")
+        return
+    admin = state.admin
     if every:
         done = admin.requeue_all(_queues(queue))
         click.echo(f"requeued {len(done)} failed job{'s' * (len(done) != 1)}")

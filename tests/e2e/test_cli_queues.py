@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from app.infrastructure.queue.rq_queue import RQQueue
@@ -115,3 +117,24 @@ def test_failed_list_keeps_one_row_per_job_and_show_has_the_whole_error(taskq, s
     assert "ValueError: too long xxx" in rows[0] and "…" in rows[0] and len(rows[0]) < 300
     shown = taskq("failed", "show", job_id)
     assert f"too long {huge} end" in shown.out.replace("\n", "")
+
+
+def test_requeue_as_a_renamed_job_runs_it_under_its_new_path(taskq, settings, r):
+    """Issue 18 item 9: a job queued under a path that was renamed since fails until requeued `--as`."""
+    old = replace(settings, extra_jobs=(*settings.extra_jobs, ("old_add", "tests.support.renamed.add")))
+    job_id = RQQueue(r, old).enqueue("old_add", {"a": 2, "b": 3}, retry=0)
+    drain(settings, r)  # today's workers: the old path is no longer registered
+    queue = RQQueue(r, settings)
+    assert "JobNotAllowedError" in queue.get(job_id).error
+    assert taskq("failed", "requeue", job_id).code == 0
+    drain(settings, r)
+    assert queue.get(job_id).status.value == "failed"  # the same old path: failed again
+
+    unknown = taskq("failed", "requeue", job_id, "--as", "ad")
+    assert unknown.code == 1 and "unknown job 'ad'" in unknown.err and "did you mean 'add'" in unknown.err
+    assert taskq("failed", "requeue", "--all", "--as", "add").code == 1
+    renamed = taskq("failed", "requeue", job_id, "--as", "add")
+    assert renamed.out == f"requeued {job_id} on queue default as tests.support.jobs.add\n", renamed.err
+    drain(settings, r)
+    view = queue.get(job_id)
+    assert (view.status.value, view.result, view.job_name) == ("finished", 5, "tests.support.jobs.add")

@@ -25,8 +25,10 @@ from app.infrastructure.queue.admin_records import (
     worker_of,
 )
 from app.infrastructure.queue.errors import JobNotFoundError, JobStateError
+from app.infrastructure.queue.job_spec import compress, describe
 from app.infrastructure.queue.record import JobRecord, parse_rq_time, rq_time, text
 from app.infrastructure.queue.schema import JobStatus, packer
+from app.infrastructure.queue.serialization import Serializer, make_serializer
 from app.infrastructure.redis.connection import Guard
 
 #: The registries `counts()` reports, in a job's order of life (a stopped job is in `failed`).
@@ -44,9 +46,14 @@ __all__ = ["HEAD", "STATES", "FailedJob", "QueueAdmin", "QueueCounts", "WorkerIn
 class QueueAdmin:
     """Reads counts, workers and failed jobs; requeues and purges failed jobs."""
 
-    def __init__(self, redis_conn: redis.Redis, settings: Settings) -> None:
+    def __init__(
+        self, redis_conn: redis.Redis, settings: Settings, serializer: Serializer | None = None
+    ) -> None:
         self.connection = redis_conn
         self.settings = settings
+        self.serializer = serializer or make_serializer(
+            settings.serializer, settings.signing_key, settings.old_signing_keys
+        )
         self._guard = Guard(redis_conn, settings.redis_retry_seconds)
         self._requeue = redis_conn.register_script(lua.source("requeue"))
         self._purge = redis_conn.register_script(lua.source("purge"))
@@ -183,21 +190,47 @@ class QueueAdmin:
             raise JobNotFoundError(job_id)
         return JobRecord(job_id, fields).error_text()
 
-    def requeue(self, job_id: str) -> str:
+    def requeue(self, job_id: str, as_job: str | None = None) -> str:
         """Put a failed or stopped job back in its queue with its retries reset; return the queue.
+
+        `as_job` (a registered job path, `taskq failed requeue --as`) renames the job's function,
+        for jobs that failed under a path that was renamed since; its params are kept. The
+        stored call is loaded for that as a worker loads it: its signature is checked first.
 
         Raises:
             JobNotFoundError: no such job.
             JobStateError: the job is not failed or stopped.
+            PayloadError: with `as_job`, the stored call cannot be loaded (signature, size, decoding).
         """
         keys.check_job_id(job_id)
-        _, args = _requeue_args(job_id=job_id, now_iso=rq_time(time.time()))
+        data, description, expect = self._renamed(job_id, as_job) if as_job else (b"", "", b"")
+        _, args = _requeue_args(
+            job_id=job_id,
+            now_iso=rq_time(time.time()),
+            data=data,
+            description=description,
+            expect_data=expect,
+        )
         reply = self._guard.call(lambda: self._requeue(args=args))
         if reply[0] == -1:
             raise JobNotFoundError(job_id)
         if reply[0] == 0:
             raise JobStateError(job_id, text(reply[1]), "requeue")
         return text(reply[1])
+
+    def _renamed(self, job_id: str, job_path: str) -> tuple[bytes, str, bytes]:
+        """(the call as `job_path`, its description, the stored data it replaces)."""
+
+        def read() -> Any:
+            return self.connection.hgetall(keys.job(job_id))
+
+        fields = self._guard.call(read)
+        if not fields:
+            raise JobNotFoundError(job_id)
+        record = JobRecord(job_id, fields)
+        _name, instance, args, kwargs = record.load_call(self.serializer, self.settings.max_payload_bytes)
+        data = compress(self.serializer.dumps((job_path, instance, args, kwargs)))
+        return data, describe(job_path, kwargs), record.data
 
     def requeue_all(self, queues: Sequence[str] | None = None) -> list[str]:
         """Requeue every failed or stopped job of `queues`; return their ids (oldest first)."""

@@ -245,7 +245,8 @@ LAYOUTS: Mapping[str, Layout] = MappingProxyType(
         ),
         "reap": Layout(args=("queue", "now", "now_iso", "error", "error_b64", "limit")),
         "cancel": Layout(args=("job_id", "now", "now_iso")),
-        "requeue": Layout(args=("job_id", "now_iso")),
+        # `data` and `description` '' keep the job's own; else they replace `expect_data` (`--as`).
+        "requeue": Layout(args=("job_id", "now_iso", "data", "description", "expect_data")),
         "purge": Layout(args=("queue", "limit")),
     }
 )

@@ -45,7 +45,7 @@ def stamp(when: datetime | None) -> str:
 
 
 #: The longest error shown in a `taskq failed list` row (a param's repr can make it 100 KB long).
-ERROR_CELL = 120
+ERROR_CELL = 200
 
 
 def cut(text: str, limit: int) -> str:
@@ -138,8 +138,8 @@ def failed_table(jobs: Sequence[FailedJob]) -> Table | str:
     table.add_column("id", no_wrap=True, min_width=max(len(job.id) for job in jobs))
     for column in ("queue", "job", "status", "attempts", "ended"):
         table.add_column(column, no_wrap=True)
-    # One row per job: the error's last line, cut; `taskq failed show ID` has all of it.
-    table.add_column("error", no_wrap=True, overflow="ellipsis", ratio=1)
+    # The error's last line, cut (a row or two per job); `taskq failed show ID` has all of it.
+    table.add_column("error", overflow="fold", ratio=1)
     for job in jobs:
         table.add_row(
             job.id,

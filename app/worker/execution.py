@@ -24,7 +24,12 @@ from rq.timeouts import JobTimeoutException, UnixSignalDeathPenalty
 
 from app import tracing
 from app.config import Settings
-from app.infrastructure.queue.errors import InvalidParamsError, JobNotAllowedError, PayloadError
+from app.infrastructure.queue.errors import (
+    InvalidParamsError,
+    JobNotAllowedError,
+    PayloadError,
+    SignatureError,
+)
 from app.infrastructure.queue.job_paths import JobRegistry
 from app.infrastructure.queue.record import JobRecord
 from app.infrastructure.queue.schema import Ending
@@ -123,7 +128,7 @@ class JobRunner:
         try:
             job_name, func, args, kwargs = self._load(claim)
         except (PayloadError, JobNotAllowedError, InvalidParamsError) as exc:
-            return Outcome.failure(f"{type(exc).__name__}: {exc}", retryable=False)
+            return Outcome.failure(_refusal(exc), retryable=False)
         context = JobContext(
             claim.job_id, job_name, claim.queue, claim.attempt, self.settings, self.progress(claim)
         )
@@ -202,6 +207,17 @@ class JobRunner:
         except Exception:
             blob = self.serializer.dumps(UNSERIALIZABLE)
         return base64.b64encode(blob).decode()
+
+
+def _refusal(exc: Exception) -> str:
+    """A refused job's error: one line, after the traceback of its cause when it has one, so
+    that `taskq failed show` shows where loading failed (the last line stays the summary)."""
+    line = f"{type(exc).__name__}: {exc}"
+    cause = exc.__cause__
+    if cause is None or isinstance(exc, SignatureError):
+        return line
+    chain = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
+    return f"{chain}\nThe above exception was the direct cause of:\n\n{line}"
 
 
 def _span_attributes(claim: Claim, job_name: str) -> dict[str, object]:

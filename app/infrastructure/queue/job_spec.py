@@ -26,7 +26,7 @@ from app.infrastructure.queue.job_paths import JobRegistry
 from app.infrastructure.queue.keys import check_job_id
 from app.infrastructure.queue.port import MAX_SECONDS, OPTION_NAMES, JobRequest, RetryPolicy
 from app.infrastructure.queue.schema import pack_record
-from app.infrastructure.queue.serialization import Serializer, find_unserializable_key
+from app.infrastructure.queue.serialization import Serializer, find_unserializable_key, refuse_main_objects
 
 MAX_META_BYTES = 16 * 1024
 #: Serialized data at least this long is zlib-compressed (rq's format); shorter data is stored
@@ -136,6 +136,8 @@ class JobSpecBuilder:
             raise SerializationError(job_name, f"{type(exc).__name__}: {exc}", key) from exc
         if len(raw) > self.settings.max_payload_bytes:
             raise PayloadTooLargeError(job_name, len(raw), self.settings.max_payload_bytes)
+        if b"__main__" in raw:  # rare, and cheap to look for: only then is each value walked
+            refuse_main_objects(job_name, params)
         return compress(raw)
 
     def _retry(self, retry: object) -> RetryPolicy:

@@ -188,6 +188,7 @@ KEYS: Mapping[str, str] = MappingProxyType(
         "suspended": "rq:suspended",
         "wake": "taskq:wake:{}",  # one token per pushed job; idle workers block on it
         "maintenance": "taskq:maintenance:{}",
+        "metrics_leader": "taskq:metrics-leader",  # the one worker exporting cluster-wide gauges
     }
 )
 
@@ -248,6 +249,7 @@ LAYOUTS: Mapping[str, Layout] = MappingProxyType(
         # `data` and `description` '' keep the job's own; else they replace `expect_data` (`--as`).
         "requeue": Layout(args=("job_id", "now_iso", "data", "description", "expect_data")),
         "purge": Layout(args=("queue", "limit")),
+        "lease": Layout(args=("owner", "ttl")),
     }
 )
 

@@ -63,7 +63,8 @@ class MetricsEvents(NoEvents):
         )
         self.reaped = Counter(
             "taskq_jobs_reaped",
-            "Jobs of dead workers taken back by this worker's reaper, by outcome: requeued, failed.",
+            "Jobs taken back by this worker's reaper, by outcome: requeued, failed (dead workers); "
+            "canceled, released (deferred jobs whose dependency ended outside taskq).",
             ["queue", "outcome"],
             registry=registry,
         )
@@ -81,6 +82,10 @@ class MetricsEvents(NoEvents):
     def jobs_reaped(self, queue: str, requeued: list[str], failed: list[str]) -> None:
         self.reaped.labels(queue, "requeued").inc(len(requeued))
         self.reaped.labels(queue, "failed").inc(len(failed))
+
+    def jobs_settled(self, queue: str, canceled: list[str], released: list[str]) -> None:
+        self.reaped.labels(queue, "canceled").inc(len(canceled))
+        self.reaped.labels(queue, "released").inc(len(released))
 
 
 class QueueCollector(Collector):

@@ -273,9 +273,11 @@ class Worker:
 
     def _reap(self) -> None:
         try:
-            for queue, requeued, failed in self.reaper.run():
-                if requeued or failed:
-                    self._emit("jobs_reaped", queue, requeued, failed)
+            for done in self.reaper.run():
+                if done.requeued or done.failed:
+                    self._emit("jobs_reaped", done.queue, done.requeued, done.failed)
+                if done.canceled or done.released:
+                    self._emit("jobs_settled", done.queue, done.canceled, done.released)
         except QueueError as exc:
             log.warning("maintenance skipped: %s", exc)
 

@@ -175,6 +175,10 @@ KEYS: Mapping[str, str] = MappingProxyType(
         "executions": "rq:executions:{}",
         "queue": "rq:queue:{}",
         "intermediate": "rq:queue:{}:intermediate",
+        # rq's started registry. Our executions are scored by MINUS their heartbeat deadline: rq's
+        # cleanup (run by `rq info`, rq's registry reads, rq-dashboard, plain rq workers) only
+        # looks at scores in [0, now], so it never takes a job from under our reaper, while
+        # ZCARD and ZRANGE (what rq's tools count and list) are unchanged.
         "started": "rq:wip:{}",
         "finished": "rq:finished:{}",
         "failed": "rq:failed:{}",
@@ -245,6 +249,7 @@ LAYOUTS: Mapping[str, Layout] = MappingProxyType(
             keys=("worker_key",), args=(*ATTEMPT_ARGS, "ending", "retry_at", "error", "error_b64")
         ),
         "reap": Layout(args=("queue", "now", "now_iso", "error", "error_b64", "limit")),
+        "settle": Layout(args=("queue", "now", "now_iso", "offset", "limit")),
         "cancel": Layout(args=("job_id", "now", "now_iso")),
         # `data` and `description` '' keep the job's own; else they replace `expect_data` (`--as`).
         "requeue": Layout(args=("job_id", "now_iso", "data", "description", "expect_data")),

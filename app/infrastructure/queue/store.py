@@ -225,7 +225,8 @@ class RedisJobStore:
         with translating(self.where), self.connection.pipeline(transaction=False) as pipe:
             if claim is not None:
                 entry = f"{claim.job_id}:{claim.execution_id}"
-                pipe.zadd(keys.started(claim.queue), {entry: now + self.heartbeat_ttl}, xx=True)
+                # Minus the deadline: see schema.KEYS["started"].
+                pipe.zadd(keys.started(claim.queue), {entry: -(now + self.heartbeat_ttl)}, xx=True)
                 pipe.hset(self.key, WorkerField.WORKING_TIME, now - claim.started)
             pipe.hset(self.key, WorkerField.LAST_HEARTBEAT, rq_time(now))
             pipe.expire(self.key, self.worker_ttl)

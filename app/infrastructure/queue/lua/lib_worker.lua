@@ -83,7 +83,8 @@ local function claim(c)
         MOVE.claim(key, S.started, F.started_at, now_iso, F.last_heartbeat, now_iso, F.worker_name, c.worker,
           F.attempts, attempts)
         if ttl then redis.call('PERSIST', key) end
-        redis.call('ZADD', K.started(queue), now + tonumber(c.heartbeat_ttl), id .. ':' .. c.exec_id)
+        -- Scored by minus its heartbeat deadline (schema.KEYS['started']): rq's cleanup never takes it.
+        redis.call('ZADD', K.started(queue), -(now + tonumber(c.heartbeat_ttl)), id .. ':' .. c.exec_id)
         redis.call('HSET', c.worker_key, W.current_job, id, W.state, WS.busy)
         redis.call('LPOP', K.wake(queue))
         return {queue, id, attempts, unpack(fields)}

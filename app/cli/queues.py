@@ -27,12 +27,15 @@ def info(ctx: click.Context, as_json: bool, url: str | None) -> None:
     """Per queue, how many jobs are in each state; and the live workers."""
     admin = session(ctx).admin
     counts, workers = admin.counts(), admin.workers()
+    strangers = admin.strangers(workers)
     if as_json:
         print_json({"queues": [admin_json(c) for c in counts], "workers": [admin_json(w) for w in workers]})
         return
     out = console()
     out.print(render.counts_table(counts))
     out.print(render.workers_table(workers))
+    for line in render.stranger_warnings(strangers):
+        click.echo(line, err=True)
 
 
 @click.group()

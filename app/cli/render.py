@@ -130,6 +130,16 @@ def workers_table(workers: Sequence[WorkerInfo]) -> Table | str:
     return table
 
 
+def stranger_warnings(strangers: Sequence[WorkerInfo]) -> list[str]:
+    """One line per live worker on our queues that is not taskq's (a plain `rq worker`)."""
+    return [
+        f"warning: worker {w.name} (host {w.host}, pid {w.pid or '?'}) serves {','.join(w.queues)} but is "
+        "not a taskq worker (a plain `rq worker`?): it runs taskq's jobs without taskq's checks; "
+        "stop it (SECURITY.md)"
+        for w in strangers
+    ]
+
+
 def failed_table(jobs: Sequence[FailedJob]) -> Table | str:
     if not jobs:
         return "failed jobs: none"

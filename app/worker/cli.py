@@ -73,6 +73,7 @@ def worker_command(
     logs.configure(settings.log_level, settings.log_format)
     if not supervised:
         warn_if_unsigned(settings)
+        warn_about_strangers(settings)
     if processes > 1:
         args = _passthrough(queues, burst, mode, max_jobs, url)
         sys.exit(Supervisor(processes, args, _metrics_args(metrics_port, metrics_host)).run())
@@ -122,6 +123,23 @@ def announce_folders(settings: Settings) -> None:
     if not settings.documents_dir.is_dir():
         log.warning(
             "DOCUMENTS_DIR=%s is not a folder: ingest_doc will fail every job", settings.documents_dir
+        )
+
+
+def warn_about_strangers(settings: Settings) -> None:
+    """Log, once per worker command, every plain rq worker that serves our queues (best effort)."""
+    try:
+        strangers = Services(settings).admin.strangers()
+    except QueueError:
+        return  # Redis not there yet: the worker rides that out and says so itself
+    for w in strangers:
+        log.warning(
+            "worker %s (host %s, pid %s) serves %s but is not a taskq worker (a plain `rq worker`?): "
+            "it runs taskq's jobs without taskq's checks; stop it (SECURITY.md)",
+            w.name,
+            w.host,
+            w.pid,
+            ",".join(w.queues),
         )
 
 

@@ -33,7 +33,7 @@ from app.infrastructure.queue.errors import (
 from app.infrastructure.queue.job_paths import JobRegistry
 from app.infrastructure.queue.record import JobRecord
 from app.infrastructure.queue.schema import Ending
-from app.infrastructure.queue.serialization import Serializer
+from app.infrastructure.queue.serialization import TASKQ_ONLY, Serializer
 from app.infrastructure.queue.store import Claim, ProgressSink
 from app.worker.runtime import JobContext, PermanentError, running
 
@@ -186,7 +186,7 @@ class JobRunner:
             self.serializer, self.settings.max_payload_bytes
         )
         if (
-            instance is not None
+            instance not in (None, TASKQ_ONLY)
             or not self.registry.is_registered(job_name)
             or job_name not in self.functions
         ):

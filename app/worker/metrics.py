@@ -119,6 +119,11 @@ class QueueCollector(Collector):
         yield from (up, leader)
         if leads:
             yield from _cluster_gauges(counts, workers)
+            strangers = GaugeMetricFamily(
+                "taskq_foreign_workers", "Live workers on our queues that are not taskq's (plain rq workers)."
+            )
+            strangers.add_metric([], len(self.admin.strangers(workers)))
+            yield strangers
 
 
 def _cluster_gauges(counts: list[QueueCounts], workers: list[WorkerInfo]) -> Iterator[Metric]:

@@ -131,6 +131,19 @@ class QueueAdmin:
             if fields and b"death" not in fields
         ]
 
+    def strangers(self, workers: Sequence[WorkerInfo] | None = None) -> list[WorkerInfo]:
+        """Live workers that are not taskq's (plain `rq worker`s) and serve one of our queues.
+
+        They run our jobs without our checks: unregistered functions, no signature check, retries
+        of permanent errors (SECURITY.md). Our stored jobs refuse to run there (`TASKQ_ONLY`).
+        """
+        ours = set(self.settings.queue_names)
+        return [
+            w
+            for w in (self.workers() if workers is None else workers)
+            if not w.taskq and ours & set(w.queues)
+        ]
+
     def failed(self, queues: Sequence[str] | None = None, limit: int = 100) -> list[FailedJob]:
         """The newest failed (or stopped) jobs, at most `limit`, newest first.
 

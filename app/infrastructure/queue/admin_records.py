@@ -42,6 +42,7 @@ class WorkerInfo:
     birth: datetime | None
     successful: int
     failed: int
+    taskq: bool = True  # False: not a taskq worker (a plain `rq worker`), yet it takes our jobs
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ def worker_of(name: str, fields: dict[bytes, bytes]) -> WorkerInfo:
         birth=parse_rq_time(fields.get(b"birth")),
         successful=int(get(WorkerField.SUCCESSFUL) or 0),
         failed=int(get(WorkerField.FAILED) or 0),
+        taskq=WorkerField.TASKQ.encode() in fields,
     )
 
 

@@ -26,7 +26,12 @@ from app.infrastructure.queue.job_paths import JobRegistry
 from app.infrastructure.queue.keys import check_job_id
 from app.infrastructure.queue.port import MAX_SECONDS, OPTION_NAMES, JobRequest, RetryPolicy
 from app.infrastructure.queue.schema import pack_record
-from app.infrastructure.queue.serialization import Serializer, find_unserializable_key, refuse_main_objects
+from app.infrastructure.queue.serialization import (
+    TASKQ_ONLY,
+    Serializer,
+    find_unserializable_key,
+    refuse_main_objects,
+)
 
 MAX_META_BYTES = 16 * 1024
 #: Serialized data at least this long is zlib-compressed (rq's format); shorter data is stored
@@ -130,7 +135,7 @@ class JobSpecBuilder:
 
     def _serialize(self, job_name: str, params: dict[str, Any]) -> bytes:
         try:
-            raw = self.serializer.dumps((job_name, None, (), params))
+            raw = self.serializer.dumps((job_name, TASKQ_ONLY, (), params))
         except Exception as exc:
             key = find_unserializable_key(self.serializer, params)
             raise SerializationError(job_name, f"{type(exc).__name__}: {exc}", key) from exc

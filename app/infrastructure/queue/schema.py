@@ -71,9 +71,7 @@ class Transition:
 
 
 def _t(sources: set[JobStatus | str], targets: set[JobStatus]) -> Transition:
-    return Transition(
-        frozenset(s.value if isinstance(s, JobStatus) else s for s in sources), frozenset(targets)
-    )
+    return Transition(frozenset(getattr(s, "value", s) for s in sources), frozenset(targets))
 
 
 #: Every status change a script makes (`CAN.claim(status)` in Lua), by name.
@@ -97,7 +95,7 @@ TRANSITIONS: Mapping[str, Transition] = MappingProxyType(
 
 #: rq's result types in `rq:results:<id>` (rq.results.Result.Type), and the fields of an entry.
 RESULT_TYPES: Mapping[str, int] = MappingProxyType({"successful": 1, "failed": 2, "stopped": 3})
-RESULT_FIELDS: Mapping[str, str] = MappingProxyType(
+RESULT_FIELDS = MappingProxyType(
     {name: name for name in ("type", "worker_name", "return_value", "exc_string")}
 )
 
@@ -136,7 +134,7 @@ class Field:
 
 
 class WorkerField:
-    """The fields of a worker's hash `rq:worker:<name>` that our scripts write (rq writes the rest)."""
+    """The fields of a worker's hash `rq:worker:<name>` that we write (rq writes the rest)."""
 
     STATE = "state"
     CURRENT_JOB = "current_job"
@@ -145,6 +143,7 @@ class WorkerField:
     SUCCESSFUL = "successful_job_count"
     FAILED = "failed_job_count"
     TOTAL_WORKING_TIME = "total_working_time"
+    TASKQ = "taskq_worker"  # only taskq's workers have it: one without it is a plain rq worker
 
 
 class WorkerState:
@@ -160,9 +159,7 @@ def _names(namespace: type) -> Mapping[str, str]:
     return MappingProxyType({name.lower(): v for name, v in vars(namespace).items() if name.isupper()})
 
 
-FIELDS = _names(Field)
-WORKER_FIELDS = _names(WorkerField)
-WORKER_STATES = _names(WorkerState)
+FIELDS, WORKER_FIELDS, WORKER_STATES = _names(Field), _names(WorkerField), _names(WorkerState)
 
 #: Every key the scripts touch: rq's data model (`rq:`), then ours (`taskq:`). `{}` is the id or
 #: queue name; a template without one is a single key. The one place to change the key layout.
@@ -175,10 +172,7 @@ KEYS: Mapping[str, str] = MappingProxyType(
         "executions": "rq:executions:{}",
         "queue": "rq:queue:{}",
         "intermediate": "rq:queue:{}:intermediate",
-        # rq's started registry. Our executions are scored by MINUS their heartbeat deadline: rq's
-        # cleanup (run by `rq info`, rq's registry reads, rq-dashboard, plain rq workers) only
-        # looks at scores in [0, now], so it never takes a job from under our reaper, while
-        # ZCARD and ZRANGE (what rq's tools count and list) are unchanged.
+        # Scored by MINUS the heartbeat deadline: out of rq's cleanup, which takes [0, now] (reap.lua).
         "started": "rq:wip:{}",
         "finished": "rq:finished:{}",
         "failed": "rq:failed:{}",
@@ -238,6 +232,7 @@ ATTEMPT_ARGS = ("job_id", "queue", "exec_id", "now", "now_iso", "worker")
 #: A success, then (claim_next = '1') the next claim, in the same call.
 FINISH_ARGS: tuple[str, ...] = (*ATTEMPT_ARGS, "return_value", "result_ttl", "has_dependencies")
 FINISH_ARGS += ("claim_next", "next_exec_id", "heartbeat_ttl", "worker_ttl", "promote")
+FAIL_ARGS = ("ending", "retry_at", "error", "error_b64")
 
 LAYOUTS: Mapping[str, Layout] = MappingProxyType(
     {
@@ -245,13 +240,10 @@ LAYOUTS: Mapping[str, Layout] = MappingProxyType(
         "enqueue": Layout(args=("now", "count"), tail="jobs"),
         "dequeue": Layout(keys=("worker_key",), args=CLAIM_ARGS, tail="queues"),
         "finish": Layout(keys=("worker_key",), args=FINISH_ARGS, tail="queues"),
-        "fail": Layout(
-            keys=("worker_key",), args=(*ATTEMPT_ARGS, "ending", "retry_at", "error", "error_b64")
-        ),
+        "fail": Layout(keys=("worker_key",), args=(*ATTEMPT_ARGS, *FAIL_ARGS)),
         "reap": Layout(args=("queue", "now", "now_iso", "error", "error_b64", "limit")),
         "settle": Layout(args=("queue", "now", "now_iso", "offset", "limit")),
         "cancel": Layout(args=("job_id", "now", "now_iso")),
-        # `data` and `description` '' keep the job's own; else they replace `expect_data` (`--as`).
         "requeue": Layout(args=("job_id", "now_iso", "data", "description", "expect_data")),
         "purge": Layout(args=("queue", "limit")),
         "lease": Layout(args=("owner", "ttl")),

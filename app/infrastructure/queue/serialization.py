@@ -19,6 +19,12 @@ from typing import Any, Protocol
 
 from app.infrastructure.queue.errors import PayloadError, SerializationError, SignatureError
 
+#: What our jobs store in the `instance` slot of rq's call tuple `(function, instance, args, kwargs)`.
+#: A plain rq worker honours that slot: it calls `getattr(instance, function)` instead of importing
+#: the function, and a str has no such attribute, so it fails the job without importing or running
+#: anything of it. rq's readers (Job.fetch, `func_name`, `args`, `kwargs`, rq-dashboard) are
+#: untouched; taskq's worker accepts exactly this marker (and None, from older producers).
+TASKQ_ONLY = "taskq"
 SIGNED_MAGIC = b"\x00TQS1"
 _TAG_LEN = 32
 

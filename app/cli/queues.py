@@ -27,11 +27,14 @@ def info(ctx: click.Context, as_json: bool, url: str | None) -> None:
     """Per queue, how many jobs are in each state; and the live workers."""
     admin = session(ctx).admin
     counts, workers = admin.counts(), admin.workers()
-    strangers = admin.strangers(workers)
+    strangers, suspended = admin.strangers(workers), admin.suspended()
     if as_json:
-        print_json({"queues": [admin_json(c) for c in counts], "workers": [admin_json(w) for w in workers]})
+        queues, alive = [admin_json(c) for c in counts], [admin_json(w) for w in workers]
+        print_json({"suspended": suspended, "queues": queues, "workers": alive})
         return
     out = console()
+    if suspended:
+        out.print("suspended: workers take no jobs (rq suspend); `rq resume` lets them go on")
     out.print(render.counts_table(counts))
     out.print(render.workers_table(workers))
     for line in render.stranger_warnings(strangers):

@@ -123,7 +123,9 @@ class QueueCollector(Collector):
                 "taskq_foreign_workers", "Live workers on our queues that are not taskq's (plain rq workers)."
             )
             strangers.add_metric([], len(self.admin.strangers(workers)))
-            yield strangers
+            suspended = GaugeMetricFamily("taskq_suspended", "1 while `rq suspend` holds every worker.")
+            suspended.add_metric([], int(self.admin.suspended()))
+            yield from (strangers, suspended)
 
 
 def _cluster_gauges(counts: list[QueueCounts], workers: list[WorkerInfo]) -> Iterator[Metric]:

@@ -273,11 +273,9 @@ class Worker:
 
     def _reap(self) -> None:
         try:
-            for done in self.reaper.run():
-                if done.requeued or done.failed:
-                    self._emit("jobs_reaped", done.queue, done.requeued, done.failed)
-                if done.canceled or done.released:
-                    self._emit("jobs_settled", done.queue, done.canceled, done.released)
+            for done in self.reaper.run():  # observers are told every pass, empty lists included
+                self._emit("jobs_reaped", done.queue, done.requeued, done.failed)
+                self._emit("jobs_settled", done.queue, done.canceled, done.released)
         except QueueError as exc:
             log.warning("maintenance skipped: %s", exc)
 

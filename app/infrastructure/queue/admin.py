@@ -131,6 +131,10 @@ class QueueAdmin:
             if fields and b"death" not in fields
         ]
 
+    def suspended(self) -> bool:
+        """Whether `rq suspend` is in force: workers take no jobs until `rq resume`."""
+        return bool(self._guard.call(lambda: self.connection.exists(keys.SUSPENDED)))
+
     def strangers(self, workers: Sequence[WorkerInfo] | None = None) -> list[WorkerInfo]:
         """Live workers that are not taskq's (plain `rq worker`s) and serve one of our queues.
 

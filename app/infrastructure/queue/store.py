@@ -9,6 +9,7 @@ the heartbeats.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -23,6 +24,8 @@ from app.infrastructure.queue.record import JobRecord, encode_error, rq_time, te
 from app.infrastructure.queue.schema import Ending, WorkerField, packer
 from app.infrastructure.redis.connection import describe, translating
 from app.infrastructure.redis.script import FastScript
+
+log = logging.getLogger("taskq.worker")
 
 #: Due scheduled jobs are promoted at most this often while the worker is busy (and on every
 #: claim when it is idle), so a drain does not pay three ZRANGEBYSCOREs per job.
@@ -122,9 +125,21 @@ class RedisJobStore:
         self._finish = FastScript(connection, lua.source("finish"))
         self._fail = FastScript(connection, lua.source("fail"))
         self._promoted = 0.0
+        self.suspended = False
         self.counts = {WorkerField.SUCCESSFUL: 0, WorkerField.FAILED: 0}
         self.worked = 0.0
         self._counts_lock = threading.Lock()  # counted by the loop, written by the heartbeat thread
+
+    def _reply(self, reply: list[Any], execution_id: str, now: float) -> ClaimReply:
+        """The claim's reply; a change of rq's suspension (`rq suspend`, `rq resume`) is logged once."""
+        claimed = ClaimReply(reply, execution_id, now)
+        if claimed.suspended != self.suspended:
+            self.suspended = claimed.suspended
+            if claimed.suspended:
+                log.warning("queues suspended (rq suspend): taking no jobs until `rq resume`")
+            else:
+                log.info("queues resumed (rq resume): taking jobs again")
+        return claimed
 
     def _promote(self, now: float) -> str:
         if now - self._promoted < PROMOTE_EVERY:
@@ -151,7 +166,7 @@ class RedisJobStore:
         script_keys, args = self._claim(now, rq_time(now), execution_id)
         with translating(self.where):
             reply = self._dequeue(keys=script_keys, args=args)
-        return ClaimReply(reply, execution_id, now)
+        return self._reply(reply, execution_id, now)
 
     def wait_and_claim(self, timeout: float, execution_id: str) -> ClaimReply | None:
         """Block on the wake-up lists and claim in the same round trip.
@@ -171,7 +186,7 @@ class RedisJobStore:
             for result in (reply, popped):
                 if isinstance(result, Exception):
                     raise result
-        return ClaimReply(reply, execution_id, time.time())
+        return self._reply(reply, execution_id, time.time())
 
     def finish(self, claim: Claim, return_blob: str, next_execution_id: str | None) -> ClaimReply | None:
         now = time.time()
@@ -191,7 +206,7 @@ class RedisJobStore:
         with translating(self.where):
             reply = self._finish(keys=script_keys, args=args)
         self._count(WorkerField.SUCCESSFUL, claim, now)
-        return ClaimReply(reply[1:], next_execution_id, now) if next_execution_id is not None else None
+        return self._reply(reply[1:], next_execution_id, now) if next_execution_id is not None else None
 
     def fail(self, claim: Claim, ending: Ending, retry_at: float | None, error: str) -> None:
         now = time.time()

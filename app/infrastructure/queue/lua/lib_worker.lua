@@ -59,7 +59,10 @@ end
 -- `c` holds the claim arguments (schema.CLAIM_ARGS) and `queues`, highest priority first.
 -- Returns {queue, id, attempts, hash...}, {'', next_due_epoch_or_empty} or {'suspended'}.
 local function claim(c)
-  if redis.call('EXISTS', K.suspended) == 1 then return {'suspended'} end
+  if redis.call('EXISTS', K.suspended) == 1 then
+    redis.call('HSET', c.worker_key, W.state, WS.suspended)  -- `rq suspend`: shown, not hidden as idle
+    return {'suspended'}
+  end
   local now, now_iso = tonumber(c.now), c.now_iso
   if c.now == '' then now, now_iso = server_now() end
   if c.promote == '1' then promote_due(c.queues, now, now_iso) end

@@ -122,12 +122,18 @@ def workers_table(workers: Sequence[WorkerInfo]) -> Table | str:
             w.name,
             w.host,
             str(w.pid or "-"),
-            w.state,
+            f"not seen for {age(_quiet(w))}" if w.stale else w.state,
             ",".join(w.queues) or "-",
             w.current_job or "-",
             since(w.last_heartbeat),
         )
     return table
+
+
+def _quiet(worker: WorkerInfo) -> float | None:
+    if worker.last_heartbeat is None:
+        return None
+    return max(0.0, (datetime.now(timezone.utc) - worker.last_heartbeat).total_seconds())
 
 
 def stranger_warnings(strangers: Sequence[WorkerInfo]) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import redis
@@ -125,11 +126,19 @@ class QueueAdmin:
                 return pipe.execute()
 
         hashes = self._guard.call(read) if worker_keys else []
-        return [
+        found = [
             worker_of(key.removeprefix(keys.key("worker", "")), fields)
             for key, fields in zip(worker_keys, hashes, strict=True)
             if fields and b"death" not in fields
         ]
+        return [replace(w, stale=self._silent(w)) for w in found]
+
+    def _silent(self, worker: WorkerInfo) -> bool:
+        """Whether a worker has missed its heartbeats: a live one writes every half interval."""
+        if worker.last_heartbeat is None:
+            return False
+        quiet = time.time() - worker.last_heartbeat.timestamp()
+        return quiet > 2 * self.settings.heartbeat_interval + self.settings.idle_poll
 
     def suspended(self) -> bool:
         """Whether `rq suspend` is in force: workers take no jobs until `rq resume`."""

@@ -43,6 +43,7 @@ class WorkerInfo:
     successful: int
     failed: int
     taskq: bool = True  # False: not a taskq worker (a plain `rq worker`), yet it takes our jobs
+    stale: bool = False  # no heartbeat for longer than a live worker leaves (killed, stuck, cut off)
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,9 @@ from app.infrastructure.queue.memory_queue import InMemoryQueue
 from app.infrastructure.queue.presence import WorkerPresence
 from app.infrastructure.queue.progress import ProgressWriter
 from app.infrastructure.queue.reaper import Reaper
+from app.infrastructure.queue.redis_store import RedisJobStore
 from app.infrastructure.queue.rq_queue import RQQueue
 from app.infrastructure.queue.serialization import Serializer, make_serializer
-from app.infrastructure.queue.store import RedisJobStore
 from app.infrastructure.redis.connection import connect
 from app.worker.events import WorkerEvents
 from app.worker.execution import JobRunner

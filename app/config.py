@@ -77,6 +77,7 @@ class Settings:
     failure_ttl: int = 7 * 24 * 3600
     ttl: int | None = None
     max_payload_bytes: int = 512 * 1024
+    max_result_bytes: int = 512 * 1024
     retry_max: int = 3
     retry_base: float = 10.0
     retry_factor: float = 6.0
@@ -270,6 +271,7 @@ _VARIABLES: Mapping[str, _Var] = {
     "failure_ttl": _Var("QUEUE_FAILURE_TTL", _num(int, minimum=1)),
     "ttl": replace(_optional, name="QUEUE_TTL"),
     "max_payload_bytes": _Var("QUEUE_MAX_PAYLOAD_BYTES", _num(int, minimum=64)),
+    "max_result_bytes": _Var("QUEUE_MAX_RESULT_BYTES", _num(int, minimum=64)),
     "retry_max": _Var("QUEUE_RETRY_MAX", _num(int, minimum=0)),
     "retry_base": _Var("QUEUE_RETRY_BASE_SECONDS", _num(float, minimum=0), _FLOAT),
     "retry_factor": _Var("QUEUE_RETRY_FACTOR", _num(float, minimum=1), _FLOAT),

@@ -13,7 +13,8 @@ import click
 
 from app.cli.common import CliError, session, url_option
 from app.config import redact_url
-from app.infrastructure.queue.serialization import Serializer, make_serializer
+from app.infrastructure.queue.schema import Field
+from app.infrastructure.queue.serialization import Serializer, loads_job_data, make_serializer
 
 
 @click.command()
@@ -48,6 +49,7 @@ def build_app(redis_url: str, serializer: Serializer, *, poll_interval: int) -> 
         raise CliError(
             f"rq-dashboard is not installed ({exc.name}): pip install 'taskq[dashboard]'"
         ) from None
+    _check_job_data_tags(serializer)
     app = make_flask_app(None, None, None, "")
     app.config["RQ_DASHBOARD_REDIS_URL"] = redis_url
     app.config["RQ_DASHBOARD_POLL_INTERVAL"] = poll_interval
@@ -55,3 +57,31 @@ def build_app(redis_url: str, serializer: Serializer, *, poll_interval: int) -> 
     config.serializer = serializer
     setup_rq_connection(app)
     return app
+
+
+def _check_job_data_tags(serializer: Serializer) -> None:
+    """Teach rq's `Job` (in this process only) where a signed job's tag is.
+
+    With signing, a job's data carries its tag in the `taskq_sig` field rather than inside the
+    data (it keeps small job hashes compact); rq does not know that field. Without this, the
+    dashboard could not show a signed job's call, and it never unpickles data it has not checked.
+    """
+    from rq.exceptions import DeserializationError
+    from rq.job import Job
+
+    original = Job._deserialize_data
+    if getattr(original, "taskq", False):
+        return
+
+    def deserialize(job: Job) -> None:
+        tag = job.connection.hget(job.key, Field.SIGNATURE)
+        if not isinstance(tag, bytes):
+            original(job)  # type: ignore[no-untyped-call]  # signed inside the data, or not signed
+            return
+        try:
+            job._func_name, job._instance, job._args, job._kwargs = loads_job_data(serializer, job.data, tag)
+        except Exception as exc:  # rq's own wording for data it cannot read
+            raise DeserializationError(f"job {job.id}: {exc}") from exc
+
+    deserialize.taskq = True  # type: ignore[attr-defined]
+    Job._deserialize_data = deserialize  # type: ignore[method-assign]

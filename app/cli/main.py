@@ -78,3 +78,7 @@ def main() -> None:
     if not sys.flags.safe_path and not os.environ.get("PYTHONSAFEPATH") and here not in sys.path:
         sys.path.insert(0, here)
     run(cli, "taskq")
+
+
+if __name__ == "__main__":  # `python -m app.cli.main`, as the console script
+    main()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import random
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -18,14 +16,10 @@ from app.config import Settings
 from app.exits import Exit, Fatal
 from app.infrastructure.queue.errors import QueueError
 from app.infrastructure.redis.locality import signing_warning
+from app.worker import testing
 from app.worker.events import WorkerEvents
 from app.worker.preflight import resolve_jobs
 from app.worker.supervisor import Supervisor
-from app.worker.worker import Worker
-
-#: Test hook for the chaos suite: the probability that a worker dies (os._exit) right after
-#: claiming a job, before running it. Never set it in production.
-CRASH_HOOK = "TASKQ_TEST_CRASH_AFTER_CLAIM"
 
 log = logging.getLogger("taskq.worker")
 
@@ -84,7 +78,7 @@ def worker_command(
     try:
         events = _metrics(metrics_port, metrics_host, settings)
         worker = services.worker(functions, queue_names, name=name, mode=mode, events=events)
-        _install_crash_hook(worker)
+        testing.install(worker)
         # Refused (a wrong password, an ACL without a command it needs; with --burst, Redis down
         # too long): one line, no traceback.
         worker.work(burst=burst, max_jobs=max_jobs)
@@ -182,18 +176,3 @@ def _metrics_args(port: int | None, host: str) -> Callable[[int], list[str]] | N
     if port is None:
         return None
     return lambda slot: ["--metrics-port", str(port + slot), "--metrics-host", host]
-
-
-def _install_crash_hook(worker: Worker) -> None:
-    chance = float(os.environ.get(CRASH_HOOK) or 0)
-    if chance <= 0:
-        return
-    original = worker._next
-
-    def crashing_next(burst: bool):  # type: ignore[no-untyped-def]
-        claim = original(burst)
-        if claim is not None and random.random() < chance:
-            os._exit(3)
-        return claim
-
-    worker._next = crashing_next  # type: ignore[method-assign]

@@ -46,6 +46,9 @@ class WorkerEvents(Protocol):
     def jobs_settled(self, queue: str, canceled: list[str], released: list[str]) -> None:
         """Deferred jobs whose dependency ended outside taskq's worker (rq) were canceled or released."""
 
+    def outcome_dropped(self, claim: Claim) -> None:
+        """An outcome was not written: the job had been given to another worker (fencing)."""
+
 
 class NoEvents:
     """Does nothing; subclass it and override what you need."""
@@ -60,6 +63,9 @@ class NoEvents:
         pass
 
     def jobs_settled(self, queue: str, canceled: list[str], released: list[str]) -> None:
+        pass
+
+    def outcome_dropped(self, claim: Claim) -> None:
         pass
 
 

@@ -25,6 +25,7 @@ from rq.timeouts import JobTimeoutException, UnixSignalDeathPenalty
 from app import tracing
 from app.config import Settings
 from app.infrastructure.queue.errors import (
+    CorruptJobError,
     InvalidParamsError,
     JobNotAllowedError,
     PayloadError,
@@ -63,14 +64,27 @@ class Outcome:
         return cls(Ending.FAILED, error=error, retryable=retryable, job_name=job_name)
 
 
-def settle(record: JobRecord, outcome: Outcome, now: float) -> tuple[Ending, float | None]:
-    """What to record for `outcome`: its ending, and for a retry the time it is due (None: now)."""
+@dataclass(frozen=True)
+class Settled:
+    """What is recorded for an outcome: its ending, a retry's wait (None: now), the error text."""
+
+    ending: Ending
+    retry_in: float | None
+    error: str
+
+
+def settle(record: JobRecord, outcome: Outcome) -> Settled:
+    """The record of `outcome`: a retryable failure is retried after its backoff while it has
+    retries left. A job whose stored retry list is corrupt fails, saying so (never the worker)."""
     if outcome.ending is not Ending.FAILED or not outcome.retryable or record.retries_left <= 0:
-        return outcome.ending, None
-    intervals = record.retry_intervals
+        return Settled(outcome.ending, None, outcome.error)
+    try:
+        intervals = record.retry_intervals
+    except CorruptJobError as exc:
+        return Settled(Ending.FAILED, None, f"{outcome.error}\nCorruptJobError: {exc}; not retried")
     index = max(len(intervals) - record.retries_left, 0)
     wait = intervals[index] if index < len(intervals) else 0
-    return Ending.RETRY, now + wait if wait > 0 else None
+    return Settled(Ending.RETRY, wait if wait > 0 else None, outcome.error)
 
 
 @dataclass(frozen=True)
@@ -145,9 +159,22 @@ class JobRunner:
             return Outcome(Ending.STOPPED, error="Job stopped by request", job_name=job_name)
         except PermanentError:
             return Outcome.failure(traceback.format_exc(), retryable=False, job_name=job_name)
-        except Exception:
+        except (Exception, SystemExit, KeyboardInterrupt):  # a job's sys.exit() ends the job, not the worker
             return Outcome.failure(traceback.format_exc(), retryable=True, job_name=job_name)
-        return Outcome(Ending.FINISHED, return_blob=self._encode(value), job_name=job_name)
+        return self._finished(value, job_name)
+
+    def _finished(self, value: Any, job_name: str) -> Outcome:
+        # A result past the bound would crowd jobs out of Redis (and past proto-max-bulk-len break
+        # the write): the job fails, saying so, and is not retried (it would be as large again).
+        blob = self._encode(value)
+        limit = self.settings.max_result_bytes
+        if len(blob) <= limit:
+            return Outcome(Ending.FINISHED, return_blob=blob, job_name=job_name)
+        error = (
+            f"ResultTooLargeError: the result of {job_name!r} is {len(blob)} bytes (base64), over the "
+            f"limit of {limit} (QUEUE_MAX_RESULT_BYTES); return a reference (a path, an id) instead"
+        )
+        return Outcome.failure(error, retryable=False, job_name=job_name)
 
     def rehearse(self) -> None:
         """Walk the path of a run without calling a job, in a spare work horse while it waits.

@@ -102,6 +102,11 @@ class Forker:
                 return None
         return self.statuses.pop(pid)
 
+    def exited(self, pid: int) -> bool:
+        """Whether the forker has reported child `pid` reaped (read what it sent, without waiting)."""
+        self._drain()
+        return pid in self.statuses
+
     def close(self, timeout: float = 10.0) -> None:
         """Dismiss the spares; the forker waits for its children, then exits. Bounded."""
         with contextlib.suppress(OSError):

@@ -42,14 +42,17 @@ def horse_main(runner: JobRunner, job_read: int, outcome_write: int) -> None:
     try:
         os.setpgrp()
         die_with_parent(signal.SIGKILL)
+        # The worker decides when a job stops (SIGKILL for a timeout or a stop). A SIGTERM sent to
+        # every process of a service (`systemctl stop`) must not kill the job the worker finishes.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         runner.rehearse()
         handed = _read_all(job_read)
         if handed:
             outcome = runner.run(pickle.loads(handed))  # our own worker wrote it
-            _write_all(outcome_write, pickle.dumps(outcome))
-            tracing.flush()  # os._exit skips the exporters' exit hooks
+            tracing.flush()  # os._exit skips the exporters' exit hooks; the worker may kill us now
+            payload = pickle.dumps(outcome)
+            _write_all(outcome_write, len(payload).to_bytes(8, "big") + payload)
         code = 0
     finally:
         os._exit(code)
@@ -72,46 +75,76 @@ def dismiss(spare: Spare) -> None:
 def watch(horse: Horse, claim: Claim, kill_after: float, forker: Forker) -> tuple[Outcome | None, str]:
     """Wait for the child's outcome; kill it once `kill_after` seconds have passed since the claim.
 
-    Returns (the outcome or None if the child died without one, how it ended). With an outcome
-    the child is left to exit on its own: the forker reaps it.
+    The outcome is length-prefixed: it is complete without waiting for the pipe to close, which a
+    process the job forked (and left running) may hold open. The child's death, which the forker
+    reports, ends the wait too. Once the outcome is in, the child's process group is killed, so
+    nothing the job started outlives it. Returns (the outcome or None, how it ended).
     """
-    chunks: list[bytes] = []
+    inbox = _Inbox()
     deadline = claim.started + kill_after
     ended = ""
     try:
-        while True:
-            readable, _, _ = select.select([horse.read_fd], [], [], max(0.0, deadline - time.time()))
-            if readable:
-                chunk = os.read(horse.read_fd, 1 << 16)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-            elif time.time() >= deadline:
-                kill_group(horse.pid)
+        while not inbox.complete:
+            watched = [horse.read_fd] if forker.gone else [horse.read_fd, forker.sock.fileno()]
+            readable, _, _ = select.select(watched, [], [], max(0.0, deadline - time.time()))
+            if horse.read_fd in readable and not inbox.read(horse.read_fd):
+                break  # end of file: the child is gone
+            if forker.sock.fileno() in readable and forker.exited(horse.pid):
+                inbox.drain(horse.read_fd)
+                break
+            if not readable and time.time() >= deadline:
                 ended = f"killed after its timeout of {kill_after:g} s"
                 break
     finally:
         os.close(horse.read_fd)
-    if not ended and chunks:
+    # What the job started and left running dies with it (at its timeout, the child too).
+    kill_group(horse.pid, leader=bool(ended))
+    if not ended and inbox.complete:
         with contextlib.suppress(Exception):
-            return pickle.loads(b"".join(chunks)), ""  # our own child wrote it
-    status = forker.status(horse.pid, timeout=STATUS_WAIT)
-    if ended:
-        return None, ended
+            return pickle.loads(inbox.payload()), ""  # our own child wrote it
+    return None, ended or _how_it_ended(forker, horse.pid)
+
+
+def _how_it_ended(forker: Forker, pid: int) -> str:
+    status = forker.status(pid, timeout=STATUS_WAIT)
     if status is None:
-        return None, "work horse ended without an outcome"
+        return "work horse ended without an outcome"
     if os.WIFSIGNALED(status):
-        return None, f"work horse terminated unexpectedly by signal {os.WTERMSIG(status)}"
-    return None, f"work horse exited with status {os.WEXITSTATUS(status)} without an outcome"
+        return f"work horse terminated unexpectedly by signal {os.WTERMSIG(status)}"
+    return f"work horse exited with status {os.WEXITSTATUS(status)} without an outcome"
 
 
-def kill_group(pid: int) -> None:
+class _Inbox:
+    """A length-prefixed message read in chunks: 8 bytes of length, then the payload."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    @property
+    def complete(self) -> bool:
+        return len(self.data) >= 8 and len(self.data) >= 8 + int.from_bytes(self.data[:8], "big")
+
+    def read(self, fd: int) -> bool:
+        chunk = os.read(fd, 1 << 16)
+        self.data += chunk
+        return bool(chunk)
+
+    def drain(self, fd: int) -> None:
+        """What is left in the pipe, without blocking (the writer is gone)."""
+        while not self.complete and select.select([fd], [], [], 0)[0] and self.read(fd):
+            pass
+
+    def payload(self) -> bytes:
+        return bytes(self.data[8 : 8 + int.from_bytes(self.data[:8], "big")])
+
+
+def kill_group(pid: int, leader: bool = True) -> None:
     """SIGKILL a child's process group (the job and anything it started); it may be gone already.
 
-    The child itself too: right after fork it may not lead its own group yet, and killpg alone
-    would then miss it.
+    With `leader`, the child itself too: right after fork it may not lead its own group yet, and
+    killpg alone would then miss it. Without, only the group: the child is exiting on its own.
     """
-    for kill in (os.kill, os.killpg):
+    for kill in (os.kill, os.killpg) if leader else (os.killpg,):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             kill(pid, signal.SIGKILL)
 

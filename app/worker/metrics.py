@@ -61,6 +61,12 @@ class MetricsEvents(NoEvents):
             buckets=DURATION_BUCKETS,
             registry=registry,
         )
+        self.dropped = Counter(
+            "taskq_outcomes_dropped",
+            "Outcomes not written because the job had been given to another worker (a stale run).",
+            ["job", "queue"],
+            registry=registry,
+        )
         self.reaped = Counter(
             "taskq_jobs_reaped",
             "Jobs taken back by this worker's reaper, by outcome: requeued, failed (dead workers); "
@@ -78,6 +84,9 @@ class MetricsEvents(NoEvents):
         self.duration.labels(name, claim.queue, ending).observe(duration)
         if ending == "retried":
             self.retries.labels(name, claim.queue).inc()
+
+    def outcome_dropped(self, claim: Claim) -> None:
+        self.dropped.labels(claim.record.job_name, claim.queue).inc()
 
     def jobs_reaped(self, queue: str, requeued: list[str], failed: list[str]) -> None:
         self.reaped.labels(queue, "requeued").inc(len(requeued))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -20,12 +19,13 @@ from app.infrastructure.queue.errors import QueueError, QueueUnavailableError
 from app.infrastructure.queue.presence import WorkerPresence
 from app.infrastructure.queue.reaper import Reaper
 from app.infrastructure.queue.schema import Ending
-from app.infrastructure.queue.store import Claim, ClaimReply, JobStore, new_execution_id
+from app.infrastructure.queue.store import Claim, ClaimReply, JobStore, Recorded, new_execution_id
 from app.worker.events import ENDINGS, LogEvents, WorkerEvents
 from app.worker.execution import JobRunner, Outcome, settle
 from app.worker.modes import make_mode
 from app.worker.outage import BURST_PATIENCE, RECORD_PATIENCE, Outage
 from app.worker.shutdown import Shutdown
+from app.worker.upkeep import Upkeep
 
 log = logging.getLogger("taskq.worker")
 
@@ -56,11 +56,11 @@ class Worker:
         self.mode = make_mode(mode, runner, self.shutdown)
         self.outage = Outage()
         self.events: tuple[WorkerEvents, ...] = (LogEvents(), *events)
-        self._done = threading.Event()  # the loop has ended: heartbeats stop
-        self._current: Claim | None = None
+        self.current: Claim | None = None  # the job running now (the heartbeat keeps it alive)
         self._next_reply: ClaimReply | None = None  # a claim made ahead: with an outcome, or while idle
         self._lost: list[str] = []  # execution ids of claims whose reply was lost
         self._idle = False
+        self._warned: set[str] = set()  # queues already named as skipped
 
     def work(self, burst: bool = False, max_jobs: int | None = None) -> int:
         """Run jobs until SIGTERM/SIGINT (or, with `burst`, until the queues are empty); jobs run.
@@ -73,8 +73,8 @@ class Worker:
         if not self._register(burst):
             return 0
         self.mode.start()
-        beat = threading.Thread(target=self._beat_loop, name="taskq-heartbeat", daemon=True)
-        beat.start()
+        upkeep = Upkeep(self, self.settings.heartbeat_interval / 2)
+        upkeep.start()
         done = 0
         try:
             while not self.shutdown.warm.is_set() and (max_jobs is None or done < max_jobs):
@@ -88,8 +88,7 @@ class Worker:
                 more = not self.shutdown.warm.is_set() and (max_jobs is None or done < max_jobs)
                 self._record(claim, self._execute(claim), claim_next=more)
         finally:
-            self._done.set()
-            beat.join(timeout=2)
+            upkeep.stop()
             self._release_held_claim()
             self._teardown()
             self.mode.close()
@@ -108,12 +107,13 @@ class Worker:
                 self._check_patience(burst)
                 continue
             self.outage.over()
+            queues = ",".join(self.queues)
             log.info(
                 "worker started name=%s pid=%d mode=%s queues=%s",
                 self.name,
                 os.getpid(),
                 self.mode.name,
-                ",".join(self.queues),
+                queues,
             )
             return True
         return False
@@ -162,14 +162,22 @@ class Worker:
         if reply.suspended:
             self.shutdown.warm.wait(1.0)
             return
+        self._warn_skipped(reply.skipped)
         timeout = self.settings.idle_poll
-        if reply.next_due is not None:
-            timeout = min(timeout, max(0.01, reply.next_due - time.time()))
+        if reply.next_due_in is not None:  # counted by Redis's clock; ours only sleeps that long
+            timeout = min(timeout, max(0.01, reply.next_due_in))
         execution_id = new_execution_id()
         try:
             self._next_reply = self.store.wait_and_claim(timeout, execution_id)
         except QueueError as exc:
             self._claim_failed(exc, execution_id)
+
+    def _warn_skipped(self, queues: list[str]) -> None:
+        for queue in set(queues) - self._warned:
+            self._warned.add(queue)
+            log.error(
+                "queue %s skipped: one of its keys in Redis has the wrong type (written by hand?)", queue
+            )
 
     def _claim_failed(self, exc: QueueError, execution_id: str) -> None:
         if exc.retryable:
@@ -205,12 +213,12 @@ class Worker:
     # -- running and recording ----------------------------------------------------------------
 
     def _execute(self, claim: Claim) -> Outcome:
-        self._emit("job_started", claim)
-        self._current = claim
+        self.emit("job_started", claim)
+        self.current = claim
         try:
             return self.mode.run(claim)
         finally:
-            self._current = None
+            self.current = None
             self.shutdown.job_done()
 
     def _record(self, claim: Claim, outcome: Outcome, claim_next: bool) -> None:
@@ -218,28 +226,45 @@ class Worker:
 
         The scripts are idempotent per execution, so retrying through a Redis outage is safe.
         A combined call that fails is retried without its claim part, whose id is remembered so
-        that whatever it may have claimed is put back.
+        that whatever it may have claimed is put back. The write is fenced by the execution: if
+        the reaper gave the job to another worker meanwhile, nothing is written.
         """
-        ending, retry_at = settle(claim.record, outcome, time.time())
-        if ending is Ending.FINISHED:
+        settled = settle(claim.record, outcome)
+        recorded: list[Recorded] = []
+        if settled.ending is Ending.FINISHED:
             next_execution = new_execution_id() if claim_next else None
             try:
-                self._next_reply = self.store.finish(claim, outcome.return_blob, next_execution)
-                recorded = True
+                done, self._next_reply = self.store.finish(claim, outcome.return_blob, next_execution)
+                recorded.append(done)
             except QueueError as exc:
                 if next_execution is not None:
                     self._remember_lost(next_execution)
-                recorded = self._patiently(lambda: self.store.finish(claim, outcome.return_blob, None), exc)
+                finish = self.store.finish
+                self._patiently(lambda: recorded.append(finish(claim, outcome.return_blob, None)[0]), exc)
         else:
-            recorded = self._patiently(lambda: self.store.fail(claim, ending, retry_at, outcome.error))
-        if recorded:
-            self._emit("job_ended", claim, ENDINGS[ending], outcome, time.time() - claim.started)
-        else:
+            fail = self.store.fail
+            self._patiently(
+                lambda: recorded.append(fail(claim, settled.ending, settled.retry_in, settled.error))
+            )
+        self._report(claim, outcome, settled.ending, recorded[0] if recorded else None)
+
+    def _report(self, claim: Claim, outcome: Outcome, ending: Ending, recorded: Recorded | None) -> None:
+        if recorded is Recorded.STALE:
+            log.warning(
+                "job outcome dropped id=%s ending=%s: the reaper gave the job to another worker while this "
+                "one was away (frozen or cut off past its heartbeat deadline); the newer run's state stands",
+                claim.job_id,
+                ending.value,
+            )
+            self.emit("outcome_dropped", claim)
+        elif recorded is None:
             log.error(
                 "job outcome not recorded id=%s ending=%s; the reaper will retake it",
                 claim.job_id,
                 ending.value,
             )
+        else:
+            self.emit("job_ended", claim, ENDINGS[ending], outcome, time.time() - claim.started)
 
     def _patiently(self, call: Callable[[], object], failed: QueueError | None = None) -> bool:
         """Call until it succeeds, through an outage; give up after RECORD_PATIENCE or a cold stop."""
@@ -261,25 +286,7 @@ class Worker:
 
     # -- heartbeats, upkeep, observers, commands -------------------------------------------------
 
-    def _beat_loop(self) -> None:
-        """Heartbeats (the running job, the worker, its counters) and upkeep, off the main thread."""
-        while not self._done.wait(self.settings.heartbeat_interval / 2):
-            try:
-                self.store.heartbeat(self._current)
-            except QueueError as exc:
-                log.warning("heartbeat failed: %s", exc)
-            if self.reaper.due():
-                self._reap()
-
-    def _reap(self) -> None:
-        try:
-            for done in self.reaper.run():  # observers are told every pass, empty lists included
-                self._emit("jobs_reaped", done.queue, done.requeued, done.failed)
-                self._emit("jobs_settled", done.queue, done.canceled, done.released)
-        except QueueError as exc:
-            log.warning("maintenance skipped: %s", exc)
-
-    def _emit(self, hook: str, *args: object) -> None:
+    def emit(self, hook: str, *args: object) -> None:
         for observer in self.events:
             try:
                 getattr(observer, hook)(*args)

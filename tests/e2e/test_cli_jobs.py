@@ -128,3 +128,13 @@ def test_a_key_given_twice_is_refused_not_silently_the_last(taskq, r):
         run.code == 2 and "'a' is given twice" in run.err and run.err.splitlines()[-1].startswith("taskq: ")
     )
     assert not r.keys("rq:job:*")
+
+
+def test_python_dash_m_app_cli_main_is_the_taskq_command():
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli.main", "--help"], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0 and "See and steer the taskq queues" in done.stdout

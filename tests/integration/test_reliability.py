@@ -79,13 +79,18 @@ def test_a_down_redis_is_reported_after_the_bounded_retry(settings, private_redi
 
 def test_a_worker_resumes_when_redis_comes_back(settings, private_redis):
     local = replace(settings, redis_url=private_redis.url)
-    with WorkerProcess(local):
+    with WorkerProcess(local) as worker:
         private_redis.stop()
         time.sleep(1.5)  # the outage itself: the worker must ride through it
-        private_redis.start()
+        private_redis.start()  # without persistence: it comes back empty, the worker forgotten
         queue = RQQueue(connect(local), local)
         job_id = queue.enqueue("add", {"a": 2, "b": 2})
         assert queue.wait(job_id, timeout=15).result == 4
+        client = private_redis.client()
+        key = f"rq:worker:{worker.name}".encode()
+        wait_until(
+            lambda: key in client.smembers("rq:workers") and client.hget(key, "birth"), what="re-registered"
+        )
 
 
 def test_a_full_redis_refuses_with_a_clear_error_and_writes_nothing(settings):

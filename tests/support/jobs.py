@@ -93,4 +93,24 @@ TEST_JOBS = (
     ("whoami", f"{__name__}.whoami"),
     ("ledger", f"{__name__}.ledger"),
     ("die", f"{__name__}.die"),
+    ("fork_and_linger", f"{__name__}.fork_and_linger"),
+    ("exit_now", f"{__name__}.exit_now"),
+    ("big_result", f"{__name__}.big_result"),
 )
+
+
+def fork_and_linger(seconds: float) -> str:
+    """Forks a process that outlives the job (it holds every file the job had open), then returns."""
+    if os.fork() == 0:
+        time.sleep(seconds)
+        os._exit(0)
+    return "done"
+
+
+def exit_now(code: int = 0) -> None:
+    """Calls sys.exit inside the job, as some library code does."""
+    raise SystemExit(code)
+
+
+def big_result(size: int) -> str:
+    return "x" * size

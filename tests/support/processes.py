@@ -99,6 +99,20 @@ class WorkerProcess:
         self.output += self.process.communicate(timeout=timeout)[0] or ""
         return self.process.returncode
 
+    def read_output(self) -> str:
+        """What the worker printed so far (without waiting for more)."""
+        assert self.process is not None and self.process.stdout is not None
+        fd = self.process.stdout.fileno()
+        os.set_blocking(fd, False)
+        try:
+            while chunk := os.read(fd, 1 << 16):
+                self.output += chunk.decode(errors="replace")
+        except BlockingIOError:
+            pass
+        finally:
+            os.set_blocking(fd, True)
+        return self.output
+
     def communicate(self) -> str:
         assert self.process is not None
         with contextlib.suppress(subprocess.TimeoutExpired):

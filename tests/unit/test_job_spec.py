@@ -143,12 +143,21 @@ def test_priority_maps_to_the_configured_queue():
 
 
 def test_delay_and_at_schedule_the_job():
-    assert build(delay=2).run_at == NOW + 2
-    assert build(delay=timedelta(minutes=1)).run_at == NOW + 60
-    assert build(delay=0).run_at is None
+    # A delay is relative (Redis's clock counts it from the enqueue); `at` is an absolute time.
+    assert (build(delay=2).run_in, build(delay=2).run_at) == (2.0, None)
+    assert build(delay=timedelta(minutes=1)).run_in == 60
+    assert (build(delay=0).run_in, build(delay=0).run_at) == (None, None)
     at = datetime.fromtimestamp(NOW + 30, tz=timezone.utc)
-    assert build(at=at).run_at == NOW + 30
+    assert (build(at=at).run_at, build(at=at).run_in) == (NOW + 30, None)
     assert build(at=datetime.fromtimestamp(NOW - 30, tz=timezone.utc)).run_at is None
+
+
+def test_delays_and_times_are_bounded_to_ten_years():
+    for bad in ({"delay": 1e999}, {"delay": float("nan")}, {"delay": 11 * 365 * 24 * 3600}):
+        with pytest.raises(InvalidOptionError):
+            build(**bad)
+    with pytest.raises(InvalidOptionError, match="within ten years"):
+        build(at=datetime.fromtimestamp(NOW + 11 * 365 * 24 * 3600, tz=timezone.utc))
 
 
 def test_retry_int_and_policy():

@@ -28,7 +28,7 @@ from app.infrastructure.queue.schema import (
 def test_every_script_builds_with_no_schema_name_left(script):
     source = lua.source(script)
     assert source.startswith("#!lua\n")
-    assert not re.search(r"\b(S|E|F|W|WS|RESULT|RF|K|IN|CAN|MOVE|A)\.[a-z_]", source.partition("\n")[2])
+    assert not re.search(r"\b(S|E|F|W|WS|RESULT|RF|LIST|K|IN|CAN|MOVE|A)\.[a-z_]", source.partition("\n")[2])
 
 
 def test_a_name_the_schema_does_not_define_stops_the_build():
@@ -41,9 +41,11 @@ def test_a_name_the_schema_does_not_define_stops_the_build():
 
 
 def test_names_expand_to_the_schema_values():
-    layout = LAYOUTS["cancel"]
-    text, _ = lua._expand("cancel", "return {S.canceled, F.ended_at, A.now_iso, K.queues}", layout)
-    assert text == "return {'canceled', 'ended_at', ARGV[3], 'rq:queues'}"
+    layout = LAYOUTS["fail"]
+    text, _ = lua._expand(
+        "fail", "return {S.canceled, F.ended_at, A.retry_in, A.worker_key, K.queues}", layout
+    )
+    assert text == "return {'canceled', 'ended_at', ARGV[6], KEYS[1], 'rq:queues'}"
     header = lua._header({("CAN", "cancel"), ("MOVE", "cancel"), ("K", "job")}, layout)
     sources = sorted(TRANSITIONS["cancel"].sources)
     assert f"return {' or '.join(f's == {v!r}' for v in sources)}" in header
@@ -59,19 +61,24 @@ def test_a_script_gets_only_the_shared_functions_it_calls():
 
 
 def test_packers_take_names_only_and_keep_the_layout_order():
-    keys_, args = packer("cancel")(job_id="j", now="1.0", now_iso="t")
-    assert (keys_, args) == ([], ["j", "1.0", "t"])
+    keys_, args = packer("reap")(queue="q", error=b"e", error_b64="b", limit=5)
+    assert (keys_, args) == ([], ["q", b"e", "b", 5])
     with pytest.raises(TypeError):
-        packer("cancel")(job_id="j", now="1.0")  # now_iso missing
+        packer("reap")(queue="q", error=b"e", error_b64="b")  # limit missing
     with pytest.raises(TypeError):
-        packer("cancel")(job_id="j", now="1.0", now_iso="t", queue="default")  # not an argument
+        packer("cancel")(job_id="j", queue="default")  # not an argument
     with pytest.raises(TypeError):
-        packer("cancel")("j", "1.0", "t")  # by position: refused
-    _, args = packer("dequeue")(
-        worker_key="w", now="", now_iso="", worker="n", exec_id="e", heartbeat_ttl=1, worker_ttl=2,
-        promote="1", queues=["high", "low"],
-    )  # fmt: skip
-    assert args[-2:] == ["high", "low"]
+        packer("cancel")("j")  # by position: refused
+    keys_, args = packer("dequeue")(
+        worker_key="w",
+        worker="n",
+        exec_id="e",
+        heartbeat_ttl=1,
+        worker_ttl=2,
+        promote="1",
+        queues=["high", "low"],
+    )
+    assert keys_ == ["w"] and args == ["n", "e", 1, 2, "1", "high", "low"]
 
 
 def test_a_record_packs_in_job_record_order_and_fills_its_fields():
@@ -80,7 +87,8 @@ def test_a_record_packs_in_job_record_order_and_fills_its_fields():
     record = pack_record(**values, depends_on=("a", "b"))
     assert record == [f"<{n}>" if n != "ttl" else "" for n in names] + [2, "a", "b"]
     fields = record_fields(record)
-    assert fields["origin"] == "<queue>" and fields["created_at"] == fields["enqueued_at"] == "<stamp>"
+    assert fields["origin"] == "<queue>" and fields["data"] == "<data>"
+    assert "created_at" not in fields  # stamped by the script, from Redis's clock
     assert "ttl" not in fields  # '' values are not written
     assert set(fields) <= set(FIELDS.values())
 

@@ -7,7 +7,6 @@ counts run rq's own cleanup: that would fail or retry abandoned jobs behind our 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -27,10 +26,10 @@ from app.infrastructure.queue.admin_records import (
 )
 from app.infrastructure.queue.errors import JobNotFoundError, JobStateError
 from app.infrastructure.queue.job_spec import compress, describe
-from app.infrastructure.queue.record import JobRecord, parse_rq_time, rq_time, text
+from app.infrastructure.queue.record import JobRecord, parse_rq_time, text
 from app.infrastructure.queue.schema import JobStatus, packer
 from app.infrastructure.queue.serialization import Serializer, make_serializer
-from app.infrastructure.redis.connection import Guard
+from app.infrastructure.redis.connection import Guard, server_time
 
 #: The registries `counts()` reports, in a job's order of life (a stopped job is in `failed`).
 STATES = tuple(status.value for status in JobStatus if status is not JobStatus.STOPPED)
@@ -74,7 +73,7 @@ class QueueAdmin:
             QueueUnavailableError: Redis unreachable.
         """
         names = list(queues) if queues is not None else self.queues()
-        now = time.time()
+        now = self._guard.call(lambda: server_time(self.connection))  # registries are scored by it
 
         def read() -> list[Any]:
             with self.connection.pipeline(transaction=False) as pipe:
@@ -131,13 +130,14 @@ class QueueAdmin:
             for key, fields in zip(worker_keys, hashes, strict=True)
             if fields and b"death" not in fields
         ]
-        return [replace(w, stale=self._silent(w)) for w in found]
+        now = self._guard.call(lambda: server_time(self.connection)) if found else 0.0
+        return [replace(w, stale=self._silent(w, now)) for w in found]
 
-    def _silent(self, worker: WorkerInfo) -> bool:
-        """Whether a worker has missed its heartbeats: a live one writes every half interval."""
+    def _silent(self, worker: WorkerInfo, now: float) -> bool:
+        """Whether a worker has missed its heartbeats (Redis's clock): a live one writes every half interval."""
         if worker.last_heartbeat is None:
             return False
-        quiet = time.time() - worker.last_heartbeat.timestamp()
+        quiet = now - worker.last_heartbeat.timestamp()
         return quiet > 2 * self.settings.heartbeat_interval + self.settings.idle_poll
 
     def suspended(self) -> bool:
@@ -230,13 +230,7 @@ class QueueAdmin:
         """
         keys.check_job_id(job_id)
         data, description, expect = self._renamed(job_id, as_job) if as_job else (b"", "", b"")
-        _, args = _requeue_args(
-            job_id=job_id,
-            now_iso=rq_time(time.time()),
-            data=data,
-            description=description,
-            expect_data=expect,
-        )
+        _, args = _requeue_args(job_id=job_id, data=data, description=description, expect_data=expect)
         reply = self._guard.call(lambda: self._requeue(args=args))
         if reply[0] == -1:
             raise JobNotFoundError(job_id)

@@ -105,6 +105,20 @@ class DependencyError(EnqueueError):
         super().__init__(f"job {job_id!r} depends on {dependency_id!r}, which {state}; it could never run")
 
 
+class BatchError(QueueError):
+    """Raised when Redis failed after part of a large `enqueue_many` was written.
+
+    `written` lists the ids of the jobs written (created, or found alive under their id). With
+    job ids of your own, calling `enqueue_many` again with the same requests adds nothing twice.
+    """
+
+    def __init__(self, written: list[str], total: int, cause: QueueError) -> None:
+        self.written = written
+        self.total = total
+        self.retryable = cause.retryable
+        super().__init__(f"{len(written)} of {total} jobs written before: {cause}")
+
+
 # --- talking to Redis -----------------------------------------------------------------------
 
 
@@ -233,6 +247,11 @@ class PayloadError(QueueError):
     def __init__(self, job_id: str, reason: str) -> None:
         self.job_id = job_id
         super().__init__(f"job {job_id!r}: {reason}")
+
+
+class CorruptJobError(PayloadError):
+    """Raised when a field of a stored job cannot be read (written by hand, or by something else):
+    the job fails with this reason; the worker goes on."""
 
 
 class SignatureError(PayloadError):

@@ -29,6 +29,7 @@ from app.infrastructure.queue.schema import pack_record
 from app.infrastructure.queue.serialization import (
     TASKQ_ONLY,
     Serializer,
+    dumps_job_data,
     find_unserializable_key,
     refuse_main_objects,
 )
@@ -55,13 +56,15 @@ class JobSpec(NamedTuple):
     params: Mapping[str, Any]
     queue: str
     data: bytes
+    signature: bytes  # the data's HMAC tag (b"" without signing)
     description: str
     timeout: int
     result_ttl: int
     failure_ttl: int
     ttl: int | None
     retry_intervals: tuple[float, ...]
-    run_at: float | None
+    run_at: float | None  # `at`: an epoch time (Redis's clock decides when it has come)
+    run_in: float | None  # `delay`: seconds after the enqueue, counted by Redis's clock
     depends_on: tuple[str, ...]
     meta: Mapping[str, Any]
     meta_blob: bytes | None
@@ -102,11 +105,12 @@ class JobSpecBuilder:
             raise InvalidOptionError(name, options[name], "is not an enqueue option")
         get = options.get
         depends_on = _check_depends_on(get("depends_on"))
-        run_at = _check_schedule(get("delay"), get("at"), now)
-        if depends_on and run_at is not None:
+        run_at, run_in = _check_schedule(get("delay"), get("at"), now)
+        if depends_on and (run_at is not None or run_in is not None):
             raise InvalidOptionError("depends_on", depends_on, "cannot be combined with delay or at")
         meta = _check_meta(get("meta"))
         job_id = get("job_id")
+        data, signature = self._serialize(job_name, params)
         settings = self.settings
         return JobSpec(
             job_id=check_job_id(job_id) if job_id is not None else os.urandom(16).hex(),
@@ -114,7 +118,8 @@ class JobSpecBuilder:
             job_name=job_name,
             params=params,
             queue=self._queue(get("priority", "default")),
-            data=self._serialize(job_name, params),
+            data=data,
+            signature=signature,
             description=describe(job_name, params),
             timeout=_seconds("timeout", get("timeout"), settings.job_timeout),
             result_ttl=_seconds("result_ttl", get("result_ttl"), settings.result_ttl),
@@ -122,6 +127,7 @@ class JobSpecBuilder:
             ttl=_optional_seconds("ttl", get("ttl"), settings.ttl),
             retry_intervals=tuple(self._retry(get("retry")).intervals()),
             run_at=run_at,
+            run_in=run_in,
             depends_on=depends_on,
             meta=meta,
             meta_blob=self.serializer.dumps(meta) if meta else None,
@@ -133,9 +139,9 @@ class JobSpecBuilder:
             raise InvalidOptionError("priority", priority, f"must be one of {', '.join(PRIORITIES)}")
         return queue
 
-    def _serialize(self, job_name: str, params: dict[str, Any]) -> bytes:
+    def _serialize(self, job_name: str, params: dict[str, Any]) -> tuple[bytes, bytes]:
         try:
-            raw = self.serializer.dumps((job_name, TASKQ_ONLY, (), params))
+            raw, tag = dumps_job_data(self.serializer, (job_name, TASKQ_ONLY, (), params))
         except Exception as exc:
             key = find_unserializable_key(self.serializer, params)
             raise SerializationError(job_name, f"{type(exc).__name__}: {exc}", key) from exc
@@ -143,7 +149,7 @@ class JobSpecBuilder:
             raise PayloadTooLargeError(job_name, len(raw), self.settings.max_payload_bytes)
         if b"__main__" in raw:  # rare, and cheap to look for: only then is each value walked
             refuse_main_objects(job_name, params)
-        return compress(raw)
+        return compress(raw), tag
 
     def _retry(self, retry: object) -> RetryPolicy:
         if retry is None:
@@ -206,9 +212,10 @@ def _check_depends_on(depends_on: object) -> tuple[str, ...]:
     return tuple(dict.fromkeys(check_job_id(item) for item in items))
 
 
-def _check_schedule(delay: object, at: object, now: float) -> float | None:
+def _check_schedule(delay: object, at: object, now: float) -> tuple[float | None, float | None]:
+    """(run_at, run_in): when the job is due, absolute (`at`) or relative (`delay`); (None, None) now."""
     if delay is None and at is None:
-        return None
+        return None, None
     if delay is not None and at is not None:
         raise InvalidOptionError("delay", delay, "give delay or at, not both")
     if delay is not None:
@@ -218,14 +225,14 @@ def _check_schedule(delay: object, at: object, now: float) -> float | None:
             seconds = float(delay)
         else:
             raise InvalidOptionError("delay", delay, "must be a timedelta or a number of seconds")
-        if not math.isfinite(seconds) or seconds < 0:
-            raise InvalidOptionError("delay", delay, "must be zero or more seconds")
-        return now + seconds if seconds > 0 else None
-    if at is not None:
-        if not isinstance(at, datetime) or at.tzinfo is None or at.utcoffset() is None:
-            raise InvalidOptionError("at", at, "must be a timezone-aware datetime")
-        return max(at.timestamp(), now) if at.timestamp() > now else None
-    return None
+        if not math.isfinite(seconds) or not 0 <= seconds <= MAX_SECONDS:
+            raise InvalidOptionError("delay", delay, f"must be 0 to {MAX_SECONDS} seconds (ten years)")
+        return None, (seconds if seconds > 0 else None)
+    if not isinstance(at, datetime) or at.tzinfo is None or at.utcoffset() is None:
+        raise InvalidOptionError("at", at, "must be a timezone-aware datetime")
+    if at.timestamp() > now + MAX_SECONDS:
+        raise InvalidOptionError("at", at, "must be within ten years")
+    return (at.timestamp() if at.timestamp() > now else None), None
 
 
 def _check_meta(meta: object) -> dict[str, Any]:
@@ -261,9 +268,9 @@ def _seconds(option: str, value: object, default: int | None) -> int:
 def _check_policy(policy: RetryPolicy) -> None:
     checks = {
         "max_retries": isinstance(policy.max_retries, int) and 0 <= policy.max_retries <= 100,
-        "base": _finite(policy.base) and policy.base >= 0,
+        "base": _finite(policy.base) and 0 <= policy.base <= MAX_SECONDS,
         "factor": _finite(policy.factor) and policy.factor >= 1,
-        "cap": _finite(policy.cap) and policy.cap >= 0,
+        "cap": _finite(policy.cap) and 0 <= policy.cap <= MAX_SECONDS,
         "jitter": _finite(policy.jitter) and 0 <= policy.jitter <= 1,
     }
     for name, ok in checks.items():
@@ -275,19 +282,20 @@ def _finite(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def spec_record(spec: JobSpec, stamp: str, trace: str = "") -> list[Any]:
+def spec_record(spec: JobSpec, trace: str = "") -> list[Any]:
     """The job as the enqueue scripts read it (`schema.JOB_RECORD`, then its dependencies).
 
-    `stamp` is the enqueue time in rq's format, `trace` the producer's trace context ('' = none).
+    `trace` is the producer's trace context ('' = none). The enqueue time is Redis's.
     """
     intervals = spec.retry_intervals
     return pack_record(
         job_id=spec.job_id,
         queue=spec.queue,
         run_at="" if spec.run_at is None else repr(spec.run_at),
+        run_in="" if spec.run_in is None else repr(spec.run_in),
         ttl=spec.ttl or "",
-        stamp=stamp,
         data=spec.data,
+        sig=spec.signature,
         description=spec.description,
         timeout=spec.timeout,
         result_ttl=spec.result_ttl,

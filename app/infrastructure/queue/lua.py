@@ -7,6 +7,7 @@ so the scripts cost nothing at run time for being named:
 | :--- | :--- |
 | `S.queued`, `E.retry`, `F.status`, `W.state`, `WS.busy` | a status, an ending, a field, a worker state |
 | `RESULT.failed`, `RF.exc_string` | rq's result type number, a field of a result entry |
+| `LIST.claim_fields` | a list of names, as a table |
 | `K.job(id)`, `K.suspended` | a key function (emitted once), or a constant key, quoted |
 | `IN.live(st)`, `CAN.claim(st)` | a predicate on a status group or a transition's sources |
 | `MOVE.claim(key, S.started, ...)` | HSET status (checked against the transition's targets) + fields |
@@ -27,6 +28,7 @@ from app.infrastructure.queue.schema import (
     JOB_RECORD,
     KEYS,
     LAYOUTS,
+    LISTS,
     RESULT_FIELDS,
     RESULT_TYPES,
     TRANSITIONS,
@@ -52,7 +54,7 @@ _CONSTANTS = {
     "RESULT": {name: str(number) for name, number in RESULT_TYPES.items()},
     "RF": dict(RESULT_FIELDS),
 }
-_NAME = re.compile(r"\b(S|E|F|W|WS|RESULT|RF|K|IN|CAN|MOVE|A)\.([a-z_][a-z0-9_]*)\b(\()?")
+_NAME = re.compile(r"\b(S|E|F|W|WS|RESULT|RF|LIST|K|IN|CAN|MOVE|A)\.([a-z_][a-z0-9_]*)\b(\()?")
 
 
 @cache
@@ -125,6 +127,8 @@ def _expand(script: str, body: str, layout: Layout) -> tuple[str, set[tuple[str,
 def _one(kind: str, name: str, call: str, layout: Layout, used: set[tuple[str, str]]) -> str:
     if kind in _CONSTANTS:
         return repr_lua(_CONSTANTS[kind][name]) + call
+    if kind == "LIST":
+        return "{" + ", ".join(repr_lua(value) for value in LISTS[name]) + "}" + call
     if kind == "A":
         return _argument(name, layout, used) + call
     if kind == "K":

@@ -114,11 +114,11 @@ class InMemoryQueue:
         from app.worker.execution import settle  # the worker's own rules; it imports us for tests
 
         outcome = self._job_runner().run(claim)
-        ending, retry_at = settle(claim.record, outcome, self.now())
-        if ending is Ending.FINISHED:
+        settled = settle(claim.record, outcome)
+        if settled.ending is Ending.FINISHED:
             self.store.finish(claim, outcome.return_blob, None)
         else:
-            self.store.fail(claim, ending, retry_at, outcome.error)
+            self.store.fail(claim, settled.ending, settled.retry_in, settled.error)
 
     def _job_runner(self) -> Any:
         if self._runner is None:

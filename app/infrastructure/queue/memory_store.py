@@ -24,7 +24,7 @@ from app.infrastructure.queue.schema import (
     SchemaError,
     record_fields,
 )
-from app.infrastructure.queue.store import Claim, ClaimReply
+from app.infrastructure.queue.store import Beat, Claim, ClaimReply, Recorded
 
 Hash = dict[bytes, bytes]
 _S = JobStatus
@@ -81,16 +81,18 @@ class MemoryStore:
                     raise DependencyError(spec.job_id, dep, status)
                 if status != _S.FINISHED.value:
                     pending.add(dep)
-            status = _S.DEFERRED if pending else _S.SCHEDULED if spec.run_at is not None else _S.QUEUED
+            due = spec.run_at is not None or spec.run_in is not None
+            status = _S.DEFERRED if pending else _S.SCHEDULED if due else _S.QUEUED
             plan[spec.job_id] = (spec, status.value, pending)
-        stamp = rq_time(self.clock())
         for spec, status, pending in plan.values():
-            self._write(spec, status, pending, stamp)
+            self._write(spec, status, pending)
         return [spec for spec, _, _ in plan.values()]
 
-    def _write(self, spec: JobSpec, status: str, pending: set[str], stamp: str) -> None:
+    def _write(self, spec: JobSpec, status: str, pending: set[str]) -> None:
         self.results.pop(spec.job_id, None)
-        self.jobs[spec.job_id] = {_b(k): _b(v) for k, v in record_fields(spec_record(spec, stamp)).items()}
+        stamp = rq_time(self.clock())
+        fields = {Field.CREATED_AT: stamp, Field.ENQUEUED_AT: stamp, **record_fields(spec_record(spec))}
+        self.jobs[spec.job_id] = {_b(k): _b(v) for k, v in fields.items()}
         self.expires.pop(spec.job_id, None)
         self._move(spec.job_id, "create", status)
         if status == _S.DEFERRED.value:
@@ -98,7 +100,7 @@ class MemoryStore:
             for dep in pending:
                 self.dependents.setdefault(dep, set()).add(spec.job_id)
         elif status == _S.SCHEDULED.value:
-            self.scheduled[spec.job_id] = spec.run_at or 0.0
+            self.scheduled[spec.job_id] = spec.run_at or self.clock() + (spec.run_in or 0.0)
         else:
             self.lists[spec.queue].append(spec.job_id)
         if spec.ttl is not None:
@@ -140,7 +142,9 @@ class MemoryStore:
         self.expires.pop(job_id, None)
         return ClaimReply([queue.encode(), job_id.encode(), attempts, *fields], execution_id, now)
 
-    def finish(self, claim: Claim, return_blob: str, next_execution_id: str | None) -> ClaimReply | None:
+    def finish(
+        self, claim: Claim, return_blob: str, next_execution_id: str | None
+    ) -> tuple[Recorded, ClaimReply | None]:
         result = {b"type": _b(RESULT_TYPES["successful"])}
         if return_blob:
             result[b"return_value"] = return_blob.encode()
@@ -148,9 +152,9 @@ class MemoryStore:
         self._move(claim.job_id, "finish", _S.FINISHED.value, ended=True)
         self._expire(claim.job_id, Field.RESULT_TTL)
         self._release(claim.job_id)
-        return None if next_execution_id is None else self.claim(next_execution_id)
+        return Recorded.DONE, None if next_execution_id is None else self.claim(next_execution_id)
 
-    def fail(self, claim: Claim, ending: Ending, retry_at: float | None, error: str) -> None:
+    def fail(self, claim: Claim, ending: Ending, retry_in: float | None, error: str) -> Recorded:
         job_id = claim.job_id
         job = self.jobs[job_id]
         job[Field.EXC_INFO.encode()] = error.encode()
@@ -158,9 +162,9 @@ class MemoryStore:
             self._back_to_queue(job_id, "requeue", at_front=True)
         elif ending is Ending.RETRY:
             job[Field.RETRIES_LEFT.encode()] = _b(max(int(job[Field.RETRIES_LEFT.encode()]) - 1, 0))
-            if retry_at is not None:
+            if retry_in is not None:
                 self._move(job_id, "retry", _S.SCHEDULED.value)
-                self.scheduled[job_id] = retry_at
+                self.scheduled[job_id] = self.clock() + retry_in
             else:
                 self._back_to_queue(job_id, "retry", at_front=False)
         else:
@@ -172,12 +176,13 @@ class MemoryStore:
             self._move(job_id, "fail", status.value, ended=True)
             self._expire(job_id, Field.FAILURE_TTL)
             self._cascade(job_id)
+        return Recorded.DONE
 
     def wait_and_claim(self, timeout: float, execution_id: str) -> ClaimReply | None:
         return self.claim(execution_id)
 
-    def heartbeat(self, claim: Claim | None) -> None:
-        pass  # nothing dies in memory
+    def heartbeat(self, claim: Claim | None) -> Beat:
+        return Beat(None if claim is None else True, True)  # nothing dies in memory
 
     def recover(self, execution_id: str) -> list[str]:
         return []

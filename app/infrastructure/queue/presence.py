@@ -84,6 +84,16 @@ class WorkerPresence:
             self._rq.subscribe()
             self._rq.set_state(WorkerState.STARTED)
 
+    def restore(self) -> None:
+        """Register again after Redis forgot this worker (it restarted without persistence).
+
+        What a claim wrote meanwhile is only part of rq's worker hash: it is replaced whole.
+        """
+        with translating(self.where):
+            self._rq.connection.delete(self.key)
+            self._rq.register_birth()
+            self._rq.set_state(WorkerState.BUSY)
+
     def set_state(self, state: str) -> None:
         with translating(self.where):
             self._rq.set_state(state)

@@ -17,9 +17,9 @@ from rq import Queue, worker_registration
 
 from app.infrastructure.queue import keys, lua
 from app.infrastructure.queue.errors import QueueError
-from app.infrastructure.queue.record import encode_error, rq_time, text
+from app.infrastructure.queue.record import encode_error, text
 from app.infrastructure.queue.schema import Field, JobStatus, packer
-from app.infrastructure.redis.connection import describe, translating
+from app.infrastructure.redis.connection import describe, server_time, translating
 
 log = logging.getLogger("taskq.worker")
 
@@ -91,12 +91,9 @@ class Reaper:
         return bool(self.connection.set(lock, self.owner, nx=True, px=max(100, int(self.interval * 900))))
 
     def reap(self, queue: str) -> tuple[list[str], list[str]]:
-        """Take back this queue's expired executions: (requeued ids, failed ids)."""
-        now = time.time()
+        """Take back this queue's expired executions (by Redis's clock): (requeued ids, failed ids)."""
         packed, b64 = encode_error(ABANDONED)
-        _, args = _reap_args(
-            queue=queue, now=repr(now), now_iso=rq_time(now), error=packed, error_b64=b64, limit=REAP_LIMIT
-        )
+        _, args = _reap_args(queue=queue, error=packed, error_b64=b64, limit=REAP_LIMIT)
         names = [text(item) for item in self._reap(args=args)]
         split = names.index("|")
         return names[:split], names[split + 1 :]
@@ -107,11 +104,8 @@ class Reaper:
         rq's cleanup and plain rq workers fail or finish jobs without touching our dependents.
         Bounded per pass; the next pass goes on from where this one stopped.
         """
-        now = time.time()
         offset = self._offsets.get(queue, 0)
-        _, args = _settle_args(
-            queue=queue, now=repr(now), now_iso=rq_time(now), offset=offset, limit=SETTLE_LIMIT
-        )
+        _, args = _settle_args(queue=queue, offset=offset, limit=SETTLE_LIMIT)
         reply = [text(item) for item in self._settle(args=args)]
         looked, split = int(reply[0]), reply.index("|", 2)
         self._offsets[queue] = offset + SETTLE_LIMIT if looked == SETTLE_LIMIT else 0
@@ -120,7 +114,7 @@ class Reaper:
     def _tidy(self, queue: str) -> None:
         # rq:queues lists queues for rq info; producers add a queue once, so keep it there.
         self.connection.sadd(keys.QUEUES_SET, keys.queue(queue))
-        now = time.time()
+        now = server_time(self.connection)
         with self.connection.pipeline(transaction=False) as pipe:
             pipe.zremrangebyscore(keys.key("finished", queue), 0, now)
             pipe.zremrangebyscore(keys.key("failed", queue), 0, now)
@@ -135,14 +129,15 @@ class Reaper:
         jobs left there by an rq worker that died.
         """
         key = keys.key("intermediate", queue)
+        now = server_time(self.connection)
         for raw in self.connection.lrange(key, 0, 999):
             job_id = text(raw)
             seen = f"taskq:intermediate-seen:{queue}:{job_id}"
-            if self.connection.set(seen, repr(time.time()), nx=True, ex=3600):
+            if self.connection.set(seen, repr(now), nx=True, ex=3600):
                 continue
-            first = float(self.connection.get(seen) or time.time())
+            first = float(self.connection.get(seen) or now)
             running = self.connection.zscan(keys.started(queue), 0, match=f"{job_id}:*", count=1000)[1]
-            if time.time() - first < STUCK_AFTER or running:
+            if now - first < STUCK_AFTER or running:
                 continue
             if not self.connection.exists(keys.job(job_id)):
                 self.connection.lrem(key, 1, job_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import time
 import zlib
 from collections.abc import Mapping
@@ -15,13 +16,15 @@ from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
 
-from app.infrastructure.queue.errors import PayloadError, SignatureError
+from app.infrastructure.queue.errors import CorruptJobError, PayloadError, SignatureError
 from app.infrastructure.queue.port import Progress
 from app.infrastructure.queue.schema import MAX_SECONDS, Field, JobStatus
-from app.infrastructure.queue.serialization import Serializer, decode_problem, decompress_bounded
+from app.infrastructure.queue.serialization import Serializer, decode_problem, decompress_bounded, loads_job_data
 
 _RQ_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 MAX_ERROR_TEXT = 64 * 1024
+#: The most retries a job may have (the producer refuses more; a stored job is read within it).
+MAX_RETRIES = 100
 
 
 def text(value: object) -> str:
@@ -49,7 +52,7 @@ _stamp = (-1, "")
 def parse_rq_time(raw: bytes | str | None) -> datetime | None:
     if not raw:
         return None
-    text = raw.decode() if isinstance(raw, bytes) else raw
+    text = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
     for fmt in (_RQ_TIME, "%Y-%m-%dT%H:%M:%SZ"):
         try:
             return datetime.strptime(text, fmt).replace(tzinfo=timezone.utc)
@@ -81,6 +84,7 @@ class _B:
     SUCCESS_CALLBACK = Field.SUCCESS_CALLBACK.encode()
     TIMEOUT = Field.TIMEOUT.encode()
     TRACE = Field.TRACE.encode()
+    SIGNATURE = Field.SIGNATURE.encode()
     WORKER_NAME = Field.WORKER_NAME.encode()
 
 
@@ -127,15 +131,32 @@ class JobRecord:
 
     @cached_property
     def result_ttl(self) -> int:
-        return _int(self.fields.get(_B.RESULT_TTL), 500)
+        """Seconds to keep a success: rq's -1 (forever) as is, anything else past ten years read as 500."""
+        value = _int(self.fields.get(_B.RESULT_TTL), 500)
+        return value if value == -1 or 0 < value <= MAX_SECONDS else 500
 
     @cached_property
     def retries_left(self) -> int:
-        return _int(self.fields.get(_B.RETRIES_LEFT), 0)
+        return min(max(_int(self.fields.get(_B.RETRIES_LEFT), 0), 0), MAX_RETRIES)
 
     @cached_property
     def retry_intervals(self) -> tuple[float, ...]:
-        return tuple(json.loads(self.fields.get(_B.RETRY_INTERVALS) or b"[]"))
+        """The waits before each retry, in seconds.
+
+        Raises:
+            CorruptJobError: the stored list is not a list of at most 100 waits of 0 to ten years.
+        """
+        raw = self.fields.get(_B.RETRY_INTERVALS)
+        if not raw:
+            return ()
+        try:
+            values = json.loads(raw)
+        except ValueError:
+            values = None
+        if not isinstance(values, list) or len(values) > MAX_RETRIES or not all(map(_is_wait, values)):
+            shown = raw[:60].decode(errors="replace")
+            raise CorruptJobError(self.id, f"field retry_intervals is {shown!r}, not a list of waits")
+        return tuple(float(value) for value in values)
 
     @property
     def attempts(self) -> int:
@@ -143,7 +164,10 @@ class JobRecord:
 
     @property
     def max_attempts(self) -> int:
-        return len(self.retry_intervals) + 1
+        try:
+            return len(self.retry_intervals) + 1
+        except CorruptJobError:
+            return max(self.attempts, 1)
 
     @property
     def meta_blob(self) -> bytes | None:
@@ -199,7 +223,7 @@ class JobRecord:
         """
         raw = decompress_bounded(self.id, self.data, limit)
         try:
-            job_name, instance, args, kwargs = serializer.loads(raw)
+            job_name, instance, args, kwargs = loads_job_data(serializer, raw, self.fields.get(_B.SIGNATURE))
         except SignatureError as exc:
             raise SignatureError(self.id, str(exc).partition(": ")[2] or str(exc)) from exc
         except Exception as exc:
@@ -265,6 +289,15 @@ def load_return_value(serializer: Serializer, raw: bytes | None) -> Any:
     if not raw:
         return None
     return serializer.loads(base64.b64decode(raw))
+
+
+def _is_wait(value: object) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and 0 <= value <= MAX_SECONDS
+    )
 
 
 def _int(raw: bytes | None, default: int) -> int:

@@ -19,17 +19,19 @@ from app import tracing
 from app.config import Settings
 from app.infrastructure.queue import keys, lua, telemetry
 from app.infrastructure.queue.errors import (
+    BatchError,
     DependencyError,
     InvalidOptionError,
     JobNotFoundError,
     JobStateError,
+    QueueError,
     WaitTimeoutError,
 )
 from app.infrastructure.queue.job_paths import JobRegistry
 from app.infrastructure.queue.job_spec import JobSpec, JobSpecBuilder, spec_record
 from app.infrastructure.queue.port import NO_PARAMS, JobRequest, JobView
-from app.infrastructure.queue.record import JobRecord, rq_time, text
-from app.infrastructure.queue.schema import Field, JobStatus, packer
+from app.infrastructure.queue.record import JobRecord, text
+from app.infrastructure.queue.schema import GROUPS, Field, JobStatus, packer
 from app.infrastructure.queue.serialization import Serializer
 from app.infrastructure.queue.views import job_view
 from app.infrastructure.redis.connection import Guard
@@ -41,6 +43,9 @@ if TYPE_CHECKING:
     from app.infrastructure.queue.port import EnqueueOptions
 
 _WAIT_SLICE_MS = 500
+#: The most jobs one enqueue script writes: ~3 ms of Redis's time on a 2-core VM, so no other
+#: client waits long behind a big batch (measured: ~30 us of script time per job).
+BATCH_CHUNK = 100
 _enqueue_one_args = packer("enqueue_one")
 _enqueue_args = packer("enqueue")
 _cancel_args = packer("cancel")
@@ -91,28 +96,62 @@ class RQQueue:
             QueueUnavailableError, QueueFullError: Redis unreachable, slow or full, after bounded
             retries (retryable). QueuePermissionError: a wrong password or ACL (not retryable).
         """
-        now = time.time()
-        spec = self._builder.build(JobRequest(job_name, params, **options), now)
-        self._write([spec], now)
+        spec = self._builder.build(JobRequest(job_name, params, **options), time.time())
+        self._write([spec])
         return spec.job_id
 
     def enqueue_many(self, requests: Iterable[JobRequest]) -> list[str]:
-        """Enqueue a batch in one round trip (one atomic script call), all or nothing.
+        """Enqueue a batch: all or nothing up to BATCH_CHUNK jobs (one atomic script call).
 
         Every request is validated before anything is written: one bad item rejects the batch.
-        A request may depend on an earlier one of the same batch.
+        A request may depend on an earlier one of the same batch. A larger batch is written in
+        calls of BATCH_CHUNK jobs, each short, so Redis never blocks its other clients for long
+        (one script of 200,000 jobs would hold it for seconds); its dependencies outside the
+        batch are checked before anything is written.
 
         Raises:
             The errors of `enqueue`, for the first bad item; nothing of the batch is written.
+            BatchError: Redis failed after part of a large batch was written; `written` lists it.
         """
         now = time.time()
         specs = [self._builder.build(request, now) for request in requests]
-        if specs:
-            self._write(specs, now)
-        return [spec.job_id for spec in specs]
+        if len(specs) > BATCH_CHUNK:
+            self._check_dependencies(specs)
+        written: list[str] = []
+        for start in range(0, len(specs), BATCH_CHUNK):
+            chunk = specs[start : start + BATCH_CHUNK]
+            try:
+                self._write(chunk)
+            except QueueError as exc:
+                if not written:
+                    raise
+                raise BatchError(written, len(specs), exc) from exc
+            written += [spec.job_id for spec in chunk]
+        return written
 
-    def _write(self, specs: Sequence[JobSpec], now: float) -> None:
-        stamp = rq_time(now)
+    def _check_dependencies(self, specs: Sequence[JobSpec]) -> None:
+        """Jobs that a large batch depends on outside itself exist and can still finish."""
+        inside = {spec.job_id for spec in specs}
+        outside = sorted({dep for spec in specs for dep in spec.depends_on} - inside)
+        if not outside:
+            return
+
+        def read() -> list[Any]:
+            with self.connection.pipeline(transaction=False) as pipe:
+                for dep in outside:
+                    pipe.hget(keys.job(dep), Field.STATUS)
+                return pipe.execute()
+
+        found = {
+            dep: text(raw) if raw else None for dep, raw in zip(outside, self._guard.call(read), strict=True)
+        }
+        doomed = {status.value for status in GROUPS["doomed"]}
+        for spec in specs:
+            for dep in spec.depends_on:
+                if dep in found and (found[dep] is None or found[dep] in doomed):
+                    raise DependencyError(spec.job_id, dep, found[dep])
+
+    def _write(self, specs: Sequence[JobSpec]) -> None:
         trace = tracing.current_carrier()
         if len(specs) == 1 and not specs[0].depends_on:
             spec = specs[0]
@@ -120,15 +159,15 @@ class RQQueue:
             _, args = _enqueue_one_args(
                 check_live="1" if spec.explicit_id else "0",
                 register="1" if register else "0",
-                job=spec_record(spec, stamp, trace),
+                job=spec_record(spec, trace),
             )
             reply = self._guard.call(lambda: self._enqueue_one(args=args))
             self._registered.add(spec.queue)
             if telemetry.log.isEnabledFor(logging.INFO):
                 telemetry.log_enqueued(specs, ["ok", *reply])
             return
-        records = [value for spec in specs for value in spec_record(spec, stamp, trace)]
-        _, args = _enqueue_args(now=repr(now), count=len(specs), jobs=records)
+        records = [value for spec in specs for value in spec_record(spec, trace)]
+        _, args = _enqueue_args(count=len(specs), jobs=records)
         reply = self._guard.call(lambda: self._enqueue(args=args))
         if reply[0] == b"dependency":
             spec = specs[int(reply[1]) - 1]
@@ -183,8 +222,7 @@ class RQQueue:
             JobStateError: the job started or ended already.
         """
         keys.check_job_id(job_id)
-        now = time.time()
-        _, args = _cancel_args(job_id=job_id, now=repr(now), now_iso=rq_time(now))
+        _, args = _cancel_args(job_id=job_id)
         reply = self._guard.call(lambda: self._cancel(args=args))
         if reply[0] == -1:
             raise JobNotFoundError(job_id)

@@ -129,8 +129,10 @@ class Field:
     FAILURE_CALLBACK = "failure_callback_name"
     STOPPED_CALLBACK = "stopped_callback_name"
     ATTEMPTS = "taskq_attempts"
+    EXECUTION = "taskq_execution"  # the id of the execution that owns the job now: fences writes
     REASON = "taskq_reason"
     TRACE = "taskq_trace"
+    SIGNATURE = "taskq_sig"  # the data's HMAC tag, in a field of its own: keeps small hashes compact
 
 
 class WorkerField:
@@ -144,6 +146,7 @@ class WorkerField:
     FAILED = "failed_job_count"
     TOTAL_WORKING_TIME = "total_working_time"
     TASKQ = "taskq_worker"  # only taskq's workers have it: one without it is a plain rq worker
+    BIRTH = "birth"  # written by rq's registration: a hash without it was not registered
 
 
 class WorkerState:
@@ -195,10 +198,11 @@ KEYS: Mapping[str, str] = MappingProxyType(
 JOB_RECORD: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("job_id", ()),
     ("queue", (Field.ORIGIN,)),
-    ("run_at", ()),  # epoch seconds, '' = now
+    ("run_at", ()),  # at this epoch second (Redis's clock), '' = now or run_in
+    ("run_in", ()),  # this many seconds after the enqueue, by Redis's clock; '' = now or run_at
     ("ttl", (Field.TTL,)),
-    ("stamp", (Field.CREATED_AT, Field.ENQUEUED_AT)),
     ("data", (Field.DATA,)),
+    ("sig", (Field.SIGNATURE,)),  # the HMAC tag of `data` when signing is on
     ("description", (Field.DESCRIPTION,)),
     ("timeout", (Field.TIMEOUT,)),
     ("result_ttl", (Field.RESULT_TTL,)),
@@ -209,6 +213,29 @@ JOB_RECORD: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("trace", (Field.TRACE,)),
 )
 RECORD_NAMES = tuple(name for name, _ in JOB_RECORD)
+
+#: The fields a claim reads and hands to the worker (a bounded read: a hash of 10,000 fields
+#: costs no more). Status, attempts and ttl first: the claim script decides on them.
+CLAIM_FIELDS = (
+    Field.STATUS,
+    Field.ATTEMPTS,
+    Field.TTL,
+    Field.ORIGIN,
+    Field.DATA,
+    Field.SIGNATURE,
+    Field.DESCRIPTION,
+    Field.TIMEOUT,
+    Field.RESULT_TTL,
+    Field.RETRIES_LEFT,
+    Field.RETRY_INTERVALS,
+    Field.DEPENDENCY_IDS,
+    Field.SUCCESS_CALLBACK,
+    Field.FAILURE_CALLBACK,
+    Field.STOPPED_CALLBACK,
+    Field.TRACE,
+)
+#: Lists of names the scripts need whole (`LIST.claim_fields` in Lua).
+LISTS: Mapping[str, tuple[str, ...]] = MappingProxyType({"claim_fields": CLAIM_FIELDS})
 
 
 @dataclass(frozen=True)
@@ -224,27 +251,33 @@ class Layout:
     tail: str | None = None
 
 
-#: Arguments of a claim (dequeue.lua, and after a finish in finish.lua). `now`/`now_iso` '' means
-#: the server's clock: a claim sent behind a blocking pop runs later than it was sent.
-CLAIM_ARGS = ("now", "now_iso", "worker", "exec_id", "heartbeat_ttl", "worker_ttl", "promote")
-#: What every outcome script gets about the attempt it records.
-ATTEMPT_ARGS = ("job_id", "queue", "exec_id", "now", "now_iso", "worker")
+#: Arguments of a claim (dequeue.lua, and after a finish in finish.lua). Every script reads the
+#: time from Redis (TIME): a worker's clock decides nothing but how long it sleeps.
+CLAIM_ARGS = ("worker", "exec_id", "heartbeat_ttl", "worker_ttl", "promote")
+#: What every outcome script gets about the attempt it records; `exec_id` fences the write.
+ATTEMPT_ARGS = ("job_id", "queue", "exec_id", "worker")
 #: A success, then (claim_next = '1') the next claim, in the same call.
 FINISH_ARGS: tuple[str, ...] = (*ATTEMPT_ARGS, "return_value", "result_ttl", "has_dependencies")
 FINISH_ARGS += ("claim_next", "next_exec_id", "heartbeat_ttl", "worker_ttl", "promote")
-FAIL_ARGS = ("ending", "retry_at", "error", "error_b64")
 
 LAYOUTS: Mapping[str, Layout] = MappingProxyType(
     {
         "enqueue_one": Layout(args=("check_live", "register"), tail="job"),
-        "enqueue": Layout(args=("now", "count"), tail="jobs"),
+        "enqueue": Layout(args=("count",), tail="jobs"),
         "dequeue": Layout(keys=("worker_key",), args=CLAIM_ARGS, tail="queues"),
         "finish": Layout(keys=("worker_key",), args=FINISH_ARGS, tail="queues"),
-        "fail": Layout(keys=("worker_key",), args=(*ATTEMPT_ARGS, *FAIL_ARGS)),
-        "reap": Layout(args=("queue", "now", "now_iso", "error", "error_b64", "limit")),
-        "settle": Layout(args=("queue", "now", "now_iso", "offset", "limit")),
-        "cancel": Layout(args=("job_id", "now", "now_iso")),
-        "requeue": Layout(args=("job_id", "now_iso", "data", "description", "expect_data")),
+        "fail": Layout(
+            keys=("worker_key",), args=(*ATTEMPT_ARGS, "ending", "retry_in", "error", "error_b64")
+        ),
+        "heartbeat": Layout(
+            keys=("worker_key",),
+            args=("job_id", "queue", "exec_id", "heartbeat_ttl", "worker_ttl", "working_time"),
+            tail="counts",
+        ),
+        "reap": Layout(args=("queue", "error", "error_b64", "limit")),
+        "settle": Layout(args=("queue", "offset", "limit")),
+        "cancel": Layout(args=("job_id",)),
+        "requeue": Layout(args=("job_id", "data", "description", "expect_data")),
         "purge": Layout(args=("queue", "limit")),
         "lease": Layout(args=("owner", "ttl")),
     }

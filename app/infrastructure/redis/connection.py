@@ -97,6 +97,12 @@ def translate(exc: redis.exceptions.RedisError, where: str) -> QueueBackendError
     return QueueUnavailableError(where, message)
 
 
+def server_time(client: redis.Redis) -> float:
+    """Redis's clock, in epoch seconds: what due times, deadlines and expiries are measured by."""
+    seconds, micros = client.time()
+    return seconds + micros / 1e6
+
+
 @contextmanager
 def translating(where: str) -> Iterator[None]:
     """Run the block, turning any redis-py error into ours (`where` names the server, redacted)."""

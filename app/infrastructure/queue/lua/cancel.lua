@@ -7,12 +7,12 @@ local status = redis.call('HGET', key, F.status)
 if not status then return {-1} end
 if not CAN.cancel(status) then return {0, status} end
 local queue = redis.call('HGET', key, F.origin)
+local now, now_iso = server_now()
 redis.call('LREM', K.queue(queue), 0, id)
 redis.call('ZREM', K.scheduled(queue), id)
 redis.call('ZREM', K.deferred(queue), id)
-redis.call('ZADD', K.canceled(queue), A.now, id)
-MOVE.cancel(key, S.canceled, F.ended_at, A.now_iso)
-local ttl = tonumber(redis.call('HGET', key, F.failure_ttl))
-if ttl then redis.call('EXPIRE', key, ttl) end
-cancel_dependents(id, tonumber(A.now), A.now_iso)
+redis.call('ZADD', K.canceled(queue), now, id)
+MOVE.cancel(key, S.canceled, F.ended_at, now_iso)
+keep_for(key, nil, nil, id, now, redis.call('HGET', key, F.failure_ttl) or 604800)
+cancel_dependents(id, now, now_iso)
 return {1}

@@ -3,6 +3,7 @@
 -- checked where no other client can interleave. A job may depend on an earlier one of the batch.
 -- Returns {'ok', created (1|0), status, ...} per job in order, or, when a dependency is missing
 -- or can never succeed, {'dependency', job index, dependency id, its status or ''} and writes nothing.
+local now, now_iso = server_now()
 local alive = {}
 for index, job in ipairs(A.jobs) do
   job.old = redis.call('HGET', K.job(job.job_id), F.status)
@@ -16,7 +17,7 @@ for index, job in ipairs(A.jobs) do
       if st ~= S.finished then job.pending[#job.pending + 1] = dep end
     end
     if #job.pending > 0 then job.status = S.deferred
-    elseif job.run_at ~= '' then job.status = S.scheduled
+    elseif due_at(job, now) then job.status = S.scheduled
     else job.status = S.queued end
     alive[job.job_id] = job.status
   end
@@ -30,7 +31,7 @@ for _, job in ipairs(A.jobs) do
   else
     if job.old then clear_ended(job.job_id) end
     redis.call('SADD', K.queues, K.queue(job.queue))
-    create_job(job, job.status, A.now, job.pending)
+    create_job(job, job.status, now, now_iso, job.pending)
     reply[#reply + 1] = 1
     reply[#reply + 1] = job.status
   end

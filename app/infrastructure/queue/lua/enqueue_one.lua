@@ -10,6 +10,7 @@ if A.check_live == '1' then
   if old then clear_ended(job.job_id) end
 end
 if A.register == '1' then redis.call('SADD', K.queues, K.queue(job.queue)) end
-local status = job.run_at ~= '' and S.scheduled or S.queued
-create_job(job, status, 0, {})
+local now, now_iso = server_now()
+local status = due_at(job, now) and S.scheduled or S.queued
+create_job(job, status, now, now_iso, {})
 return {1, status}

@@ -1,32 +1,35 @@
--- Record a failed attempt in one step, by its ending: a retry (queued again, or scheduled after
--- its backoff), a requeue (not run to an end, say a cold shutdown: no retry used), or a final
--- failure (failed registry and result; `stopped` for a stopped job).
--- Returns the job's new status, or '' when the execution is no longer ours (applied, or reaped).
+-- Record an attempt that did not finish, in one step, by its ending: a retry (queued again, or
+-- scheduled retry_in seconds from now), a requeue (not run to an end, say a cold shutdown: no
+-- retry used), or a final failure (failed registry and result; `stopped` for a stopped job).
+-- Fenced as finish.lua: an execution the reaper already took back is not ours to record.
+-- Returns {1, the job's new status} | {0} applied already | {-1} not ours (stale).
 local id, queue, ending = A.job_id, A.queue, A.ending
 local key = K.job(id)
--- An execution the reaper already took back (its worker looked dead) is not ours to record.
-if not redis.call('ZSCORE', K.started(queue), id .. ':' .. A.exec_id) then return '' end
+if not redis.call('ZSCORE', K.started(queue), id .. ':' .. A.exec_id) then
+  return {redis.call('HGET', key, F.execution) == A.exec_id and 0 or -1}
+end
 end_execution(id, queue, A.exec_id, A.worker_key)
-if redis.call('EXISTS', key) == 0 then return '' end
+if redis.call('EXISTS', key) == 0 then return {-1} end
 
-redis.call('HSET', key, F.exc_info, A.error, F.ended_at, A.now_iso)
+local now, now_iso = server_now()
+redis.call('HSET', key, F.exc_info, A.error, F.ended_at, now_iso)
 if ending == E.requeue then
-  back_to_queue(MOVE.requeue, id, queue, true, A.now_iso)
-  return S.queued
+  back_to_queue(MOVE.requeue, id, queue, true, now_iso)
+  return {1, S.queued}
 end
 if ending == E.retry then
   local left = tonumber(redis.call('HGET', key, F.retries_left)) or 0
   redis.call('HSET', key, F.retries_left, math.max(left - 1, 0))
-  if A.retry_at ~= '' then
+  if A.retry_in ~= '' then
     MOVE.retry(key, S.scheduled)
-    redis.call('ZADD', K.scheduled(queue), A.retry_at, id)
-    return S.scheduled
+    redis.call('ZADD', K.scheduled(queue), now + tonumber(A.retry_in), id)
+    return {1, S.scheduled}
   end
-  back_to_queue(MOVE.retry, id, queue, redis.call('HGET', key, F.at_front_on_retry) == '1', A.now_iso)
-  return S.queued
+  back_to_queue(MOVE.retry, id, queue, redis.call('HGET', key, F.at_front_on_retry) == '1', now_iso)
+  return {1, S.queued}
 end
 if ending ~= E.failed and ending ~= E.stopped then error('taskq: unknown ending ' .. tostring(ending)) end
 local status = ending == E.stopped and S.stopped or S.failed
 local result = ending == E.stopped and RESULT.stopped or RESULT.failed
-record_failure(MOVE.fail, id, queue, status, result, tonumber(A.now), A.now_iso, A.error_b64, A.worker)
-return status
+record_failure(MOVE.fail, id, queue, status, result, now, now_iso, A.error_b64, A.worker)
+return {1, status}

@@ -49,16 +49,30 @@ local function cancel_dependents(id, now, now_iso)
   end
 end
 
+-- Keep a finished or failed job's keys for `ttl` seconds, and its entry in `registry` (scored by
+-- its expiry) as long. rq's -1 means forever; any other value under 1 (written by hand) keeps it
+-- a minute, never deletes it on the spot as EXPIRE would.
+local function keep_for(key, results, registry, id, now, ttl)
+  ttl = tonumber(ttl)
+  if ttl == -1 then
+    redis.call('PERSIST', key)
+    if results then redis.call('PERSIST', results) end
+    if registry then redis.call('ZADD', registry, '+inf', id) end
+    return
+  end
+  if not ttl or ttl < 1 then ttl = 60 end
+  redis.call('EXPIRE', key, math.floor(ttl))
+  if results then redis.call('EXPIRE', results, math.floor(ttl)) end
+  if registry then redis.call('ZADD', registry, now + ttl, id) end
+end
+
 -- Record a final failure (`move` is the transition's status writer): status, failed registry,
 -- a FAILED or STOPPED result, expiry, and the dependents canceled.
 local function record_failure(move, id, queue, status, result_type, now, now_iso, exc_b64, worker)
   local key = K.job(id)
-  local ttl = tonumber(redis.call('HGET', key, F.failure_ttl)) or 604800
   move(key, status, F.ended_at, now_iso)
-  redis.call('ZADD', K.failed(queue), now + ttl, id)
   redis.call('XADD', K.results(id), 'MAXLEN', '~', '10', '*', RF.type, result_type, RF.worker_name, worker,
     RF.exc_string, exc_b64)
-  redis.call('EXPIRE', K.results(id), ttl)
-  redis.call('EXPIRE', key, ttl)
+  keep_for(key, K.results(id), K.failed(queue), id, now, redis.call('HGET', key, F.failure_ttl) or 604800)
   cancel_dependents(id, now, now_iso)
 end

@@ -2,6 +2,28 @@
 -- Every key, status and field is a schema name (schema.py), expanded when the script is built.
 -- Keys follow rq 2.12's data model, so `rq info`, rq-dashboard and rq's Job and Registry read them.
 
+-- Redis's clock as (epoch seconds, rq timestamp `2026-11-28T20:00:00.123456Z`). Every script
+-- takes the time here, never from a client: a worker or producer whose clock is off cannot
+-- make a job due early, reap a live job, or keep a dead one. Civil date from days since the
+-- epoch: H. Hinnant's `civil_from_days`.
+local function server_now()
+  local t = redis.call('TIME')
+  local secs, usec = tonumber(t[1]), tonumber(t[2])
+  local days = math.floor(secs / 86400)
+  local rem = secs - days * 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local day = doy - math.floor((153 * mp + 2) / 5) + 1
+  local month = mp < 10 and mp + 3 or mp - 9
+  local year = yoe + era * 400 + (month <= 2 and 1 or 0)
+  return secs + usec / 1000000, string.format('%04d-%02d-%02dT%02d:%02d:%02d.%06dZ', year, month, day,
+    math.floor(rem / 3600), math.floor(rem % 3600 / 60), rem % 60, usec)
+end
+
 -- Push a job's id on its queue (at the front for a job put back), and one wake-up token for the
 -- idle workers blocked on that queue's token list.
 local function push_job(queue, id, at_front)
@@ -28,14 +50,20 @@ local function clear_ended(id)
   redis.call('DEL', key, K.results(id), K.dependencies(id))
 end
 
--- Write a new job (a record read by `read_job`): its hash, then its queue, or the scheduled or
--- deferred registry. `pending` lists the unfinished jobs it waits for.
-local function create_job(job, status, now, pending)
+-- When a new job (a record read by `read_job`) is due: its run_at, or run_in seconds from now;
+-- nil when it is due now.
+local function due_at(job, now)
+  if job.run_in ~= '' then return now + tonumber(job.run_in) end
+  if job.run_at ~= '' then return tonumber(job.run_at) end
+  return nil
+end
+
+-- Write a new job: where it waits first (its queue, or the scheduled or deferred registry),
+-- then its hash (created and enqueued now, by Redis's clock), so that a key of the wrong type
+-- fails the call before the job exists (an id left alone in a list is dropped by the next claim).
+-- `pending` lists the unfinished jobs it waits for.
+local function create_job(job, status, now, now_iso, pending)
   local key = K.job(job.job_id)
-  MOVE.create(key, status, unpack(job.fields))
-  if #job.deps > 0 then
-    redis.call('HSET', key, F.dependency_id, job.deps[1], F.dependency_ids, cjson.encode(job.deps))
-  end
   if status == S.deferred then
     redis.call('ZADD', K.deferred(job.queue), now, job.job_id)
     for _, dep in ipairs(pending) do
@@ -43,9 +71,13 @@ local function create_job(job, status, now, pending)
       redis.call('SADD', K.dependencies(job.job_id), dep)
     end
   elseif status == S.scheduled then
-    redis.call('ZADD', K.scheduled(job.queue), job.run_at, job.job_id)
+    redis.call('ZADD', K.scheduled(job.queue), due_at(job, now), job.job_id)
   else
     push_job(job.queue, job.job_id, false)
+  end
+  MOVE.create(key, status, F.created_at, now_iso, F.enqueued_at, now_iso, unpack(job.fields))
+  if #job.deps > 0 then
+    redis.call('HSET', key, F.dependency_id, job.deps[1], F.dependency_ids, cjson.encode(job.deps))
   end
   if job.ttl ~= '' then redis.call('EXPIRE', key, job.ttl) end
 end

@@ -4,7 +4,8 @@
 -- Our executions are scored by minus their deadline (expired: in (-now, 0)); an execution some
 -- other worker registered the rq way (a plain rq worker, an older taskq) by its deadline (expired:
 -- in [0, now]). Returns {requeued ids..., '|', failed ids...}.
-local queue, now, now_iso = A.queue, tonumber(A.now), A.now_iso
+local queue = A.queue
+local now, now_iso = server_now()
 local requeued, failed = {}, {}
 local expired = redis.call('ZRANGEBYSCORE', K.started(queue), '(' .. (-now), now, 'LIMIT', 0, tonumber(A.limit))
 for _, entry in ipairs(expired) do
@@ -15,6 +16,8 @@ for _, entry in ipairs(expired) do
   local key = K.job(id)
   if CAN.reap(redis.call('HGET', key, F.status)) then
     local worker = redis.call('HGET', key, F.worker_name) or ''
+    -- The execution is no longer the job's: its worker, should it come back, writes nothing.
+    redis.call('HDEL', key, F.execution)
     redis.call('HSET', key, F.exc_info, A.error, F.ended_at, now_iso)
     local left = tonumber(redis.call('HGET', key, F.retries_left)) or 0
     if left > 0 then

@@ -16,12 +16,15 @@ if A.data ~= '' then
   redis.call('HSET', key, F.data, A.data, F.description, A.description)
 end
 local queue = redis.call('HGET', key, F.origin)
-local retries = #cjson.decode(redis.call('HGET', key, F.retry_intervals) or '[]')
+-- A corrupt list gives no retries rather than a script error: the job still goes back.
+local ok, intervals = pcall(cjson.decode, redis.call('HGET', key, F.retry_intervals) or '[]')
+local retries = (ok and type(intervals) == 'table') and math.min(#intervals, 100) or 0
 redis.call('ZREM', K.failed(queue), id)
 redis.call('HDEL', key, F.exc_info, F.ended_at, F.reason)
 redis.call('HSET', key, F.retries_left, retries, F.attempts, 0)
 -- A failed job expires with its failure TTL; a queued one lives until it runs (or its own ttl).
 local ttl = tonumber(redis.call('HGET', key, F.ttl))
 if ttl then redis.call('EXPIRE', key, ttl) else redis.call('PERSIST', key) end
-back_to_queue(MOVE.resubmit, id, queue, false, A.now_iso)
+local _, now_iso = server_now()
+back_to_queue(MOVE.resubmit, id, queue, false, now_iso)
 return {1, queue}

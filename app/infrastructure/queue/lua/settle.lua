@@ -4,7 +4,8 @@
 -- A dependency failed, stopped or canceled: the job is canceled (and its own dependents); all
 -- finished (or gone, as release_dependents treats them): it is queued. Looks at `limit` deferred
 -- jobs from `offset`. Returns {looked, '|', canceled ids..., '|', released ids...}.
-local queue, now, now_iso = A.queue, tonumber(A.now), A.now_iso
+local queue = A.queue
+local now, now_iso = server_now()
 local offset = tonumber(A.offset)
 local ids = redis.call('ZRANGE', K.deferred(queue), offset, offset + tonumber(A.limit) - 1)
 local canceled, released = {}, {}

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.infrastructure.queue.rq_queue import RQQueue
+from app.infrastructure.queue.serialization import make_serializer
 from chaos.harness import descendants
 from chaos.servers import free_port
 from tests.support.inprocess import drain
@@ -21,8 +22,13 @@ pytestmark = pytest.mark.e2e
 
 
 def test_a_worker_without_the_signing_key_says_that_it_is_missing(settings, r):
+    """Data signed inside its payload (meta, results, jobs of producers before the tag field)."""
     signed = replace(settings, signing_key=b"k" * 32)
     job_id = RQQueue(r, signed).enqueue("add", {"a": 1, "b": 2})
+    key = f"rq:job:{job_id}"
+    call = make_serializer("pickle", b"k" * 32).dumps(("tests.support.jobs.add", None, (), {"a": 1, "b": 2}))
+    r.hset(key, "data", call)
+    r.hdel(key, "taskq_sig")
     drain(settings, r)  # this worker has no key
     error = RQQueue(r, signed).get(job_id).error
     assert "job data is signed, but QUEUE_SIGNING_KEY is not set here" in error, error

@@ -28,7 +28,7 @@ from app.infrastructure.queue.errors import JobNotFoundError, JobStateError
 from app.infrastructure.queue.job_spec import compress, describe
 from app.infrastructure.queue.record import JobRecord, parse_rq_time, text
 from app.infrastructure.queue.schema import JobStatus, packer
-from app.infrastructure.queue.serialization import Serializer, make_serializer
+from app.infrastructure.queue.serialization import Serializer, dumps_job_data, make_serializer
 from app.infrastructure.redis.connection import Guard, server_time
 
 #: The registries `counts()` reports, in a job's order of life (a stopped job is in `failed`).
@@ -134,7 +134,7 @@ class QueueAdmin:
         return [replace(w, stale=self._silent(w, now)) for w in found]
 
     def _silent(self, worker: WorkerInfo, now: float) -> bool:
-        """Whether a worker has missed its heartbeats (Redis's clock): a live one writes every half interval."""
+        """Whether a worker missed its heartbeats (Redis's clock): a live one beats every half interval."""
         if worker.last_heartbeat is None:
             return False
         quiet = now - worker.last_heartbeat.timestamp()
@@ -229,8 +229,10 @@ class QueueAdmin:
             PayloadError: with `as_job`, the stored call cannot be loaded (signature, size, decoding).
         """
         keys.check_job_id(job_id)
-        data, description, expect = self._renamed(job_id, as_job) if as_job else (b"", "", b"")
-        _, args = _requeue_args(job_id=job_id, data=data, description=description, expect_data=expect)
+        data, sig, description, expect = self._renamed(job_id, as_job) if as_job else (b"", b"", "", b"")
+        _, args = _requeue_args(
+            job_id=job_id, data=data, sig=sig, description=description, expect_data=expect
+        )
         reply = self._guard.call(lambda: self._requeue(args=args))
         if reply[0] == -1:
             raise JobNotFoundError(job_id)
@@ -238,8 +240,8 @@ class QueueAdmin:
             raise JobStateError(job_id, text(reply[1]), "requeue")
         return text(reply[1])
 
-    def _renamed(self, job_id: str, job_path: str) -> tuple[bytes, str, bytes]:
-        """(the call as `job_path`, its description, the stored data it replaces)."""
+    def _renamed(self, job_id: str, job_path: str) -> tuple[bytes, bytes, str, bytes]:
+        """(the call as `job_path`, its tag, its description, the stored data it replaces)."""
 
         def read() -> Any:
             return self.connection.hgetall(keys.job(job_id))
@@ -249,8 +251,8 @@ class QueueAdmin:
             raise JobNotFoundError(job_id)
         record = JobRecord(job_id, fields)
         _name, instance, args, kwargs = record.load_call(self.serializer, self.settings.max_payload_bytes)
-        data = compress(self.serializer.dumps((job_path, instance, args, kwargs)))
-        return data, describe(job_path, kwargs), record.data
+        payload, tag = dumps_job_data(self.serializer, (job_path, instance, args, kwargs))
+        return compress(payload), tag, describe(job_path, kwargs), record.data
 
     def requeue_all(self, queues: Sequence[str] | None = None) -> list[str]:
         """Requeue every failed or stopped job of `queues`; return their ids (oldest first)."""

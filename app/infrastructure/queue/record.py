@@ -19,7 +19,12 @@ from typing import Any
 from app.infrastructure.queue.errors import CorruptJobError, PayloadError, SignatureError
 from app.infrastructure.queue.port import Progress
 from app.infrastructure.queue.schema import MAX_SECONDS, Field, JobStatus
-from app.infrastructure.queue.serialization import Serializer, decode_problem, decompress_bounded, loads_job_data
+from app.infrastructure.queue.serialization import (
+    Serializer,
+    decode_problem,
+    decompress_bounded,
+    loads_job_data,
+)
 
 _RQ_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 MAX_ERROR_TEXT = 64 * 1024

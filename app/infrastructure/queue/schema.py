@@ -277,7 +277,7 @@ LAYOUTS: Mapping[str, Layout] = MappingProxyType(
         "reap": Layout(args=("queue", "error", "error_b64", "limit")),
         "settle": Layout(args=("queue", "offset", "limit")),
         "cancel": Layout(args=("job_id",)),
-        "requeue": Layout(args=("job_id", "data", "description", "expect_data")),
+        "requeue": Layout(args=("job_id", "data", "sig", "description", "expect_data")),
         "purge": Layout(args=("queue", "limit")),
         "lease": Layout(args=("owner", "ttl")),
     }

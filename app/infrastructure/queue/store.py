@@ -7,7 +7,6 @@ The worker speaks only to `JobStore`: what it gets back are our types (`Claim`, 
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass

@@ -14,6 +14,7 @@ if not CAN.resubmit(status) then return {0, status} end
 if A.data ~= '' then
   if redis.call('HGET', key, F.data) ~= A.expect_data then return {0, 'changed meanwhile'} end
   redis.call('HSET', key, F.data, A.data, F.description, A.description)
+  if A.sig ~= '' then redis.call('HSET', key, F.signature, A.sig) else redis.call('HDEL', key, F.signature) end
 end
 local queue = redis.call('HGET', key, F.origin)
 -- A corrupt list gives no retries rather than a script error: the job still goes back.

@@ -123,7 +123,8 @@ def announce_folders(settings: Settings) -> None:
 def warn_about_strangers(settings: Settings) -> None:
     """Log, once per worker command, every plain rq worker that serves our queues (best effort)."""
     try:
-        strangers = Services(settings).admin.strangers()
+        # One try, no retries: a Redis that is down must not delay the start (nor its SIGTERM).
+        strangers = Services(replace(settings, redis_retry_seconds=0)).admin.strangers()
     except QueueError:
         return  # Redis not there yet: the worker rides that out and says so itself
     for w in strangers:

@@ -45,7 +45,7 @@ def job_view(record: JobRecord, result: Mapping[bytes, bytes], serializer: Seria
         started_at=record.started_at,
         ended_at=record.ended_at,
         result=_return_value(serializer, result) if finished else None,
-        error=None if finished else summarize_error(record.error_text() or _result_error(result)),
+        error=None if finished else summarize_error(record.error_text() or _final_error(status, result)),
         progress=progress_of(meta),
         meta=meta,
         worker=record.worker_name,
@@ -59,10 +59,10 @@ def _return_value(serializer: Serializer, result: Mapping[bytes, bytes]) -> Any:
         return None
 
 
-def _result_error(result: Mapping[bytes, bytes]) -> str | None:
+def _final_error(status: JobStatus, result: Mapping[bytes, bytes]) -> str | None:
     """The error of a failure rq recorded itself (its cleanup, a plain rq worker): only in the result."""
     raw = result.get(b"exc_string")
-    if not raw:
+    if not raw or not status.is_final:
         return None
     try:
         packed = base64.b64decode(raw)

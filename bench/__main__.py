@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import drain, enqueue, latency, memory, peers, report
+from bench import drain, enqueue, footprint, latency, memory, peers, report
 from bench.common import Ctx, Result, Sizes, quick
 from bench.redis_server import PrivateRedis
 
@@ -93,8 +93,10 @@ def main() -> int:
             log(f"round {round_no + 1}/{sizes.rounds}")
             rounds.append(one_round(ctx, size, round_no))
         log(f"memory: {sizes.rss_jobs:,} jobs")
-        once = [memory.run(ctx)]
+        once = [memory.run(ctx), *footprint.run(ctx)]
         log(f"  memory {once[0].value:+.1f}% RSS {once[0].extra}")
+        for result in once[1:]:
+            log(f"  {result.row} {result.contender}: {result.value:,.0f} bytes")
         after = machine(server)
     finally:
         server.stop()

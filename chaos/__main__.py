@@ -14,7 +14,7 @@ from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
-from chaos import scenarios
+from chaos import hostile, scenarios
 from chaos.harness import Row
 
 SCENARIOS: dict[str, Callable[[float], Row]] = {
@@ -26,6 +26,10 @@ SCENARIOS: dict[str, Callable[[float], Row]] = {
     "redis-restart": scenarios.redis_restart,
     "connection-cuts": scenarios.connection_cuts,
     "redis-full": scenarios.redis_full,
+    "frozen-worker": hostile.frozen_worker,
+    "skewed-clocks": hostile.skewed_clocks,
+    "corrupt-fields": hostile.corrupt_fields,
+    "huge-batch": hostile.huge_batch,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 

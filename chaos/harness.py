@@ -117,6 +117,15 @@ class Fleet:
         with contextlib.suppress(ProcessLookupError):
             self.processes[index].terminate()
 
+    def signal(self, index: int, signum: int) -> None:
+        """Send `signum` to one worker process only (SIGSTOP freezes it; its work horse goes on)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.processes[index].pid, signum)
+
+    def alive(self) -> int:
+        """How many of the workers are running (none has exited since it was started)."""
+        return sum(process.poll() is None for process in self.processes)
+
     def stop(self) -> None:
         for process in self.processes:
             with contextlib.suppress(ProcessLookupError):

@@ -10,14 +10,20 @@ import redis
 _ledger: redis.Redis | None = None
 
 
-def record(token: str, work: float = 0.0, pad: str = "") -> str:
+def record(token: str, work: float = 0.0, pad: str = "", not_before: float = 0.0) -> str:
     """Count this execution of `token` in the ledger (a separate redis-server), after `work` seconds.
 
-    `pad` only makes the job bigger (the full-Redis scenario).
+    `pad` only makes the job bigger (the full-Redis scenario). With `not_before` (an epoch time),
+    a run that starts earlier by the ledger's clock (not the worker's: it may be off) is counted
+    under `early`.
     """
     global _ledger
     if _ledger is None or _ledger.connection_pool.pid != os.getpid():
         _ledger = redis.Redis.from_url(os.environ["CHAOS_LEDGER_URL"])
+    if not_before:
+        seconds, micros = _ledger.time()
+        if seconds + micros / 1e6 < not_before:
+            _ledger.incr("early")
     if work:
         time.sleep(work)
     with _ledger.pipeline(transaction=True) as pipe:

@@ -27,6 +27,7 @@ EXPECTED = {
     "drain 2p": {"taskq fork", "taskq inline", "rq Worker", "rq SimpleWorker"},
     "latency": {"taskq inline", "taskq fork", "rq SimpleWorker", "rq Worker"},
     "memory": {"taskq inline"},
+    "job bytes": {"taskq", "taskq (signed)", "rq Queue.enqueue"},
 }
 # The peers are the `bench` extra: `make bench` installs them, `make test` may not.
 PEERS = {name for name in ("huey", "dramatiq") if importlib.util.find_spec(name) is not None}

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test lint typecheck unit integration chaos bench clean install browser-test
+.PHONY: demo test lint typecheck unit integration chaos bench clean install browser-test prometheus-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,13 @@ browser-test: $(STAMP)
 	@test -x /usr/bin/chromium || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 	$(BIN)/python -m pytest tests/e2e/test_dashboard.py -rs
+
+## A real Prometheus scraping two workers: installs Debian's prometheus first if it is missing (as root).
+## `make test` runs the same test, which skips with a message where Prometheus is missing.
+prometheus-test: $(STAMP)
+	@test -x /usr/bin/prometheus || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
+	$(BIN)/python -m pytest tests/e2e/test_prometheus.py -rs
 
 ## Issue 7: taskq vs rq, huey, dramatiq and raw Redis on a private redis-server; prints one table,
 ## writes bench/results/latest.json. Under 10 minutes; BENCH_QUICK=1 for a ~30 s smoke run.

@@ -103,7 +103,7 @@ class Services:
     @cached_property
     def admin(self) -> QueueAdmin:
         """What operators read and steer: counts, workers, failed jobs."""
-        return QueueAdmin(self.connection, self.settings)
+        return QueueAdmin(self.connection, self.settings, self.serializer)
 
     def memory_queue(
         self, *, run_inline: bool = False, clock: Callable[[], float] | None = None

@@ -30,6 +30,9 @@ class ConfigError(QueueError):
 
 
 PRIORITIES = ("high", "default", "low")
+#: The project's folder (the one holding `app/`): relative DOCUMENTS_DIR / INGESTED_DIR start here,
+#: not in the current directory, so a worker started elsewhere (systemd, a container) finds them.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _SECRET_FIELDS = frozenset({"signing_key", "old_signing_keys"})
 
 
@@ -95,8 +98,8 @@ class Settings:
     heartbeat_interval: float = 5.0
     maintenance_interval: float = 15.0
     idle_poll: float = 1.0
-    documents_dir: Path = Path("data/documents")
-    ingested_dir: Path = Path("data/ingested")
+    documents_dir: Path = PROJECT_ROOT / "data" / "documents"
+    ingested_dir: Path = PROJECT_ROOT / "data" / "ingested"
     log_level: str = "INFO"
     log_format: str = "text"
 
@@ -179,7 +182,8 @@ class _Reader:
         return self.text(name, default).lower()
 
     def path(self, name: str, default: Path) -> Path:
-        return Path(self.text(name, str(default)))
+        """A folder; a relative one is taken from the project's folder, never the current one."""
+        return PROJECT_ROOT / Path(self.text(name, str(default))).expanduser()
 
     def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
         value = (self._raw(name) or default).upper()

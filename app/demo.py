@@ -16,7 +16,9 @@ from pathlib import Path
 
 from app.bootstrap import bootstrap, default_settings
 from app.config import redact_url
+from app.exits import describe
 from app.infrastructure.process import stop_process
+from app.infrastructure.queue.admin import QueueAdmin
 from app.infrastructure.queue.job_paths import INGEST_DOC_JOB
 from app.infrastructure.queue.port import JobQueue, JobStatus, JobView
 from app.infrastructure.redis.embedded import EmbeddedRedis
@@ -39,11 +41,14 @@ def main() -> int:
         else:
             print(f"using REDIS_URL={redact_url(url)}")
         env = {**os.environ, "REDIS_URL": url, "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING")}
-        worker = subprocess.Popen([sys.executable, "-m", "app.worker"], env=env)
+        name = f"demo-{os.getpid()}"
+        worker = subprocess.Popen([sys.executable, "-m", "app.worker", "--name", name], env=env)
         stack.callback(_stop, worker)
+        services = bootstrap(replace(settings, redis_url=url))
+        _wait_registered(services.admin, name, worker)
         print(f"started a worker process (pid {worker.pid})")
 
-        queue = bootstrap(replace(settings, redis_url=url)).queue
+        queue = services.queue
         jobs = {}
         for doc_id in document_ids(settings.documents_dir):
             job_id = queue.enqueue(job_name=INGEST_DOC_JOB, params={"doc_id": doc_id})
@@ -53,6 +58,19 @@ def main() -> int:
         print()
         print(_table(views))
         return 0 if all(v.status is JobStatus.FINISHED for v in views.values()) else 1
+
+
+def _wait_registered(admin: QueueAdmin, name: str, worker: subprocess.Popen[bytes]) -> None:
+    """Until the worker is registered (it then stops cleanly on SIGTERM), or has exited; bounded.
+
+    Another worker on the same Redis may run every job first: without this the demo could stop
+    its own worker before it had started at all.
+    """
+    deadline = time.monotonic() + DEMO_TIMEOUT
+    while worker.poll() is None and time.monotonic() < deadline:
+        if any(w.name == name for w in admin.workers()):
+            return
+        time.sleep(0.05)
 
 
 def _follow(queue: JobQueue, jobs: dict[str, str]) -> dict[str, JobView]:
@@ -98,7 +116,7 @@ def _table(views: dict[str, JobView]) -> str:
 
 def _stop(worker: subprocess.Popen[bytes]) -> None:
     stop_process(worker, grace=30)
-    print(f"stopped the worker (exit {worker.returncode})")
+    print(f"stopped the worker ({describe(worker.returncode)})")
 
 
 if __name__ == "__main__":

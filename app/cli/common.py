@@ -23,6 +23,7 @@ from rich.console import Console
 
 from app.bootstrap import Services, default_settings
 from app.config import Settings
+from app.exits import Fatal
 from app.infrastructure.queue.admin import QueueAdmin
 from app.infrastructure.queue.errors import QueueError
 from app.infrastructure.queue.job_paths import JobRegistry
@@ -30,18 +31,12 @@ from app.infrastructure.queue.rq_queue import RQQueue
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Exit codes, also in the CLI README. 1 and 2 are click's (an error, a usage error).
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_JOB_DID_NOT_FINISH = 3  # failed, stopped or canceled
-EXIT_JOB_NOT_DONE = 4  # still queued, scheduled, deferred or started (or a wait timed out)
 
+class CliError(Fatal):
+    """A user-facing error: one line on stderr, `taskq: <message>`, exit 1, never a traceback.
 
-class CliError(click.ClickException):
-    """A user-facing error: one line on stderr, `taskq: <message>`, exit 1, never a traceback."""
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"taskq: {self.format_message()}", err=True)
+    The exit codes are `app.exits.Exit`, shared with `python -m app.worker`.
+    """
 
 
 @dataclass

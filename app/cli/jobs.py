@@ -9,10 +9,6 @@ import click
 
 from app.cli import render
 from app.cli.common import (
-    EXIT_ERROR,
-    EXIT_JOB_DID_NOT_FINISH,
-    EXIT_JOB_NOT_DONE,
-    EXIT_OK,
     console,
     exit_with,
     json_option,
@@ -22,6 +18,7 @@ from app.cli.common import (
     url_option,
 )
 from app.cli.watch import follow
+from app.exits import Exit
 from app.infrastructure.queue.errors import JobImportError, WaitTimeoutError
 from app.infrastructure.queue.import_utils import import_callable
 from app.infrastructure.queue.job_params import ParamsSchema
@@ -44,7 +41,7 @@ def jobs(ctx: click.Context, as_json: bool) -> None:
     else:
         shown = {path: render.params_text(**about) for path, about in declared.items()}
         console().print(render.registered_table(rows, shown))
-    exit_with(EXIT_OK if all(problem is None for _, _, problem in rows) else EXIT_ERROR)
+    exit_with(Exit.OK if all(problem is None for _, _, problem in rows) else Exit.BROKEN_JOB_PATH)
 
 
 def _declared(registry: JobRegistry, path: str) -> dict[str, Any]:
@@ -121,7 +118,10 @@ def enqueue(
 
 def parse_params(items: tuple[str, ...], declared: ParamsSchema | None = None) -> dict[str, Any]:
     """`key=value` (always a string) and `key:=json` pairs, HTTPie's convention; with `declared`
-    params, the strings of declared fields become their types where they parse."""
+    params, the strings of declared fields become their types where they parse.
+
+    A key given twice is refused: which of the two was meant cannot be guessed.
+    """
     params: dict[str, Any] = {}
     texts: dict[str, str] = {}
     for item in items:
@@ -130,6 +130,8 @@ def parse_params(items: tuple[str, ...], declared: ParamsSchema | None = None) -
         key = head[:-1] if as_json else head
         if not sep or not key:
             raise click.BadParameter(f"expected KEY=VALUE or KEY:=JSON, got {item!r}", param_hint="params")
+        if key in params:
+            raise click.BadParameter(f"{key!r} is given twice; give each key once", param_hint="params")
         if not as_json:
             texts[key] = params[key] = raw
             continue
@@ -181,8 +183,8 @@ def _show(view: JobView, as_json: bool) -> None:
     else:
         console().print(render.job_table(view))
     if view.status is JobStatus.FINISHED:
-        exit_with(EXIT_OK)
-    exit_with(EXIT_JOB_DID_NOT_FINISH if view.is_final else EXIT_JOB_NOT_DONE)
+        exit_with(Exit.OK)
+    exit_with(Exit.JOB_DID_NOT_FINISH if view.is_final else Exit.JOB_NOT_DONE)
 
 
 @click.command()

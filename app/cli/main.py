@@ -6,6 +6,7 @@ line on stderr and a non-zero exit, never a traceback: `TaskqGroup.invoke` trans
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -14,6 +15,7 @@ import redis
 
 from app.cli import dashboard, flow, jobs, queues
 from app.cli.common import CliError, Session, url_option
+from app.exits import run
 from app.infrastructure.queue.errors import QueueError, UnknownJobError
 from app.infrastructure.redis.connection import describe, translate
 from app.worker.cli import worker_command
@@ -78,8 +80,15 @@ cli.add_command(dashboard.dashboard)
 
 
 def main() -> None:
-    """The `taskq` console script."""
-    cli(prog_name="taskq")
+    """The `taskq` console script.
+
+    Like `python -m`, it puts the current directory first on `sys.path` (unless PYTHONSAFEPATH is
+    set): `taskq worker` and `taskq jobs` find job modules exactly where `python -m app.worker` does.
+    """
+    here = os.getcwd()
+    if not sys.flags.safe_path and not os.environ.get("PYTHONSAFEPATH") and here not in sys.path:
+        sys.path.insert(0, here)
+    run(cli, "taskq")
 
 
 if __name__ == "__main__":  # `python -m app.cli.main`, as the console script

@@ -24,17 +24,18 @@ queue_option = click.option(
 @url_option
 @click.pass_context
 def info(ctx: click.Context, as_json: bool, url: str | None) -> None:
-    """Per queue, how many jobs are in each state; paused queues; limits; the live workers; jobs
-    waiting for a worker that knows them, and which workers know which jobs when they differ (a
-    rolling deploy)."""
+    """Per queue, how many jobs are in each state; paused queues; limits; the live workers (and
+    any that is not taskq's); jobs waiting for a worker that knows them, and which workers know
+    which jobs when they differ (a rolling deploy)."""
     state = session(ctx)
     admin = state.admin
     counts, workers, limits = admin.counts(), admin.workers(), admin.limits()
-    waiting = admin.waiting()
+    waiting, strangers, suspended = admin.waiting(), admin.strangers(workers), admin.suspended()
     paused = [c.queue for c in counts if c.paused]
     if as_json:
         print_json(
             {
+                "suspended": suspended,
                 "queues": [admin_json(c) for c in counts],
                 "workers": [admin_json(w) for w in workers],
                 "paused": paused,
@@ -44,6 +45,8 @@ def info(ctx: click.Context, as_json: bool, url: str | None) -> None:
         )
         return
     out = console()
+    if suspended:
+        out.print("suspended: workers take no jobs (rq suspend); `rq resume` lets them go on")
     out.print(render.counts_table(counts))
     if paused:
         out.print(f"paused (no worker claims from them; `taskq resume QUEUE`): {', '.join(paused)}")
@@ -55,6 +58,8 @@ def info(ctx: click.Context, as_json: bool, url: str | None) -> None:
     known = render.known_table(workers, {path: state.registry.version(path) for _, path in state.registry})
     if known is not None:
         out.print(known)
+    for line in render.stranger_warnings(strangers):
+        click.echo(line, err=True)
 
 
 @click.group()
@@ -101,16 +106,32 @@ def show(ctx: click.Context, job_id: str, as_json: bool, url: str | None) -> Non
 @failed.command()
 @click.argument("job_ids", nargs=-1, metavar="[JOB_ID]...")
 @click.option("--all", "every", is_flag=True, help="Every failed job (of --queue, if given).")
+@click.option(
+    "--as", "as_name", metavar="NEW_JOB_NAME", help="Run them as this registered job (after a rename)."
+)
 @queue_option
 @url_option
 @click.pass_context
 def requeue(
-    ctx: click.Context, job_ids: tuple[str, ...], every: bool, queue: tuple[str, ...], url: str | None
+    ctx: click.Context,
+    job_ids: tuple[str, ...],
+    every: bool,
+    as_name: str | None,
+    queue: tuple[str, ...],
+    url: str | None,
 ) -> None:
-    """Put failed jobs back in their queue, with their retries reset."""
+    """Put failed jobs back in their queue, with their retries reset (and renamed, with --as)."""
     if bool(job_ids) == every:
         raise CliError("give job ids, or --all (not both)")
-    admin = session(ctx).admin
+    state = session(ctx)
+    if as_name is not None:
+        if every:
+            raise CliError("--as renames the jobs you name: give their ids, not --all")
+        path = state.registry.resolve(as_name)
+        for job_id in job_ids:
+            click.echo(f"requeued {job_id} on queue {state.admin.requeue(job_id, as_job=path)} as {path}")
+        return
+    admin = state.admin
     if every:
         done = admin.requeue_all(_queues(queue))
         click.echo(f"requeued {len(done)} failed job{'s' * (len(done) != 1)}")

@@ -44,6 +44,16 @@ def stamp(when: datetime | None) -> str:
     return when.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC" if when else "-"
 
 
+#: The longest error shown in a `taskq failed list` row (a param's repr can make it 100 KB long).
+ERROR_CELL = 200
+
+
+def cut(text: str, limit: int) -> str:
+    """`text` on one line, at most `limit` characters, an ellipsis where it was cut."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 def show_value(value: Any) -> str:
     """A result or a param, on one line: JSON when it is JSON-safe, else its repr, bounded."""
     try:
@@ -118,13 +128,35 @@ def workers_table(workers: Sequence[WorkerInfo]) -> Table | str:
     if not workers:
         return "workers: none alive"
     table = _table(f"workers ({len(workers)})")
-    for column in ("name", "host", "pid", "state", "current job", "last heartbeat"):
+    for column in ("name", "host", "pid", "state", "queues", "current job", "last heartbeat"):
         table.add_column(column, justify="right" if column == "pid" else "left")
     for w in workers:
         table.add_row(
-            w.name, w.host, str(w.pid or "-"), w.state, w.current_job or "-", since(w.last_heartbeat)
+            w.name,
+            w.host,
+            str(w.pid or "-"),
+            f"not seen for {age(_quiet(w))}" if w.stale else w.state,
+            ",".join(w.queues) or "-",
+            w.current_job or "-",
+            since(w.last_heartbeat),
         )
     return table
+
+
+def _quiet(worker: WorkerInfo) -> float | None:
+    if worker.last_heartbeat is None:
+        return None
+    return max(0.0, (datetime.now(timezone.utc) - worker.last_heartbeat).total_seconds())
+
+
+def stranger_warnings(strangers: Sequence[WorkerInfo]) -> list[str]:
+    """One line per live worker on our queues that is not taskq's (a plain `rq worker`)."""
+    return [
+        f"warning: worker {w.name} (host {w.host}, pid {w.pid or '?'}) serves {','.join(w.queues)} but is "
+        "not a taskq worker (a plain `rq worker`?): it runs taskq's jobs without taskq's checks; "
+        "stop it (SECURITY.md)"
+        for w in strangers
+    ]
 
 
 def failed_table(jobs: Sequence[FailedJob]) -> Table | str:
@@ -135,6 +167,7 @@ def failed_table(jobs: Sequence[FailedJob]) -> Table | str:
     table.add_column("id", no_wrap=True, min_width=max(len(job.id) for job in jobs))
     for column in ("queue", "job", "status", "attempts", "ended"):
         table.add_column(column, no_wrap=True)
+    # The error's last line, cut (a row or two per job); `taskq failed show ID` has all of it.
     table.add_column("error", overflow="fold", ratio=1)
     for job in jobs:
         table.add_row(
@@ -144,7 +177,7 @@ def failed_table(jobs: Sequence[FailedJob]) -> Table | str:
             job.status,
             str(job.attempts),
             since(job.ended_at),
-            job.error or "-",
+            cut(job.error or "-", ERROR_CELL),
         )
     return table
 

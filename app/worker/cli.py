@@ -13,6 +13,7 @@ import click
 from app import logs
 from app.bootstrap import Services, bootstrap, default_settings
 from app.config import Settings
+from app.exits import Exit, Fatal
 from app.infrastructure.queue.errors import QueueError
 from app.infrastructure.redis.locality import signing_warning
 from app.worker import testing
@@ -70,10 +71,12 @@ def worker_command(
     logs.configure(settings.log_level, settings.log_format)
     if not supervised:
         warn_if_unsigned(settings)
+        warn_about_strangers(settings)
     if processes > 1:
         args = _passthrough(queues, burst, mode, max_jobs, url) + (["--no-scheduler"] if no_scheduler else [])
         sys.exit(Supervisor(processes, args, _metrics_args(metrics_port, metrics_host)).run())
     queue_names = [q.strip() for q in queues.split(",")] if queues else None
+    announce_folders(settings)
     services = bootstrap(settings)
     functions = _preflight(services)
     try:
@@ -86,28 +89,62 @@ def worker_command(
         # too long): one line, no traceback.
         worker.work(burst=burst, max_jobs=max_jobs)
     except QueueError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise Fatal(str(exc)) from None
 
 
 def _settings(url: str | None) -> Settings:
     try:
         settings = default_settings()
     except QueueError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise Fatal(str(exc)) from None
     return replace(settings, redis_url=url) if url else settings
 
 
 def _preflight(services: Services) -> dict[str, Callable[..., Any]]:
     """Every registered job imported, and its signature checked against its declared params, before
-    any job is taken; a broken path or a mismatch stops the worker, one line per job."""
+    any job is taken; a broken path or a mismatch stops the worker, one line per job.
+
+    It exits `Exit.BROKEN_JOB_PATH` (5): a deploy error, which a supervisor must not restart.
+    """
     functions, problems = resolve_jobs(services.registry)
-    lines = [f"worker: broken job path: {line}" for line in problems]
-    lines += [f"worker: job params do not fit: {line}" for line in check_params(services.registry, functions)]
+    lines = [f"broken job path: {line}" for line in problems]
+    lines += [f"job params do not fit: {line}" for line in check_params(services.registry, functions)]
     if lines:
-        for line in lines:
-            click.echo(line, err=True)
-        sys.exit(2)
+        for line in lines[:-1]:
+            Fatal(line).show()
+        raise Fatal(lines[-1], Exit.BROKEN_JOB_PATH)
     return functions
+
+
+def announce_folders(settings: Settings) -> None:
+    """Say at start where `ingest_doc` reads and writes: absolute, whatever the current directory."""
+    log.info(
+        "documents from DOCUMENTS_DIR=%s, chunks to INGESTED_DIR=%s",
+        settings.documents_dir,
+        settings.ingested_dir,
+    )
+    if not settings.documents_dir.is_dir():
+        log.warning(
+            "DOCUMENTS_DIR=%s is not a folder: ingest_doc will fail every job", settings.documents_dir
+        )
+
+
+def warn_about_strangers(settings: Settings) -> None:
+    """Log, once per worker command, every plain rq worker that serves our queues (best effort)."""
+    try:
+        # One try, no retries: a Redis that is down must not delay the start (nor its SIGTERM).
+        strangers = Services(replace(settings, redis_retry_seconds=0)).admin.strangers()
+    except QueueError:
+        return  # Redis not there yet: the worker rides that out and says so itself
+    for w in strangers:
+        log.warning(
+            "worker %s (host %s, pid %s) serves %s but is not a taskq worker (a plain `rq worker`?): "
+            "it runs taskq's jobs without taskq's checks; stop it (SECURITY.md)",
+            w.name,
+            w.host,
+            w.pid,
+            ",".join(w.queues),
+        )
 
 
 def warn_if_unsigned(settings: Settings) -> None:
@@ -141,7 +178,7 @@ def _metrics(port: int | None, host: str, settings: Settings) -> list[WorkerEven
     try:
         return [metrics.serve(port, host, admin)]
     except OSError as exc:
-        raise click.ClickException(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from None
+        raise Fatal(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def _metrics_args(port: int | None, host: str) -> Callable[[int], list[str]] | None:

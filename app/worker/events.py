@@ -45,6 +45,9 @@ class WorkerEvents(Protocol):
     def jobs_reaped(self, queue: str, requeued: list[str], failed: list[str]) -> None:
         """The reaper took back the jobs of dead workers."""
 
+    def jobs_settled(self, queue: str, canceled: list[str], released: list[str]) -> None:
+        """Deferred jobs whose dependency ended outside taskq's worker (rq) were canceled or released."""
+
     def outcome_dropped(self, claim: Claim) -> None:
         """An outcome was not written: the job had been given to another worker (fencing)."""
 
@@ -62,6 +65,9 @@ class NoEvents:
         pass
 
     def jobs_reaped(self, queue: str, requeued: list[str], failed: list[str]) -> None:
+        pass
+
+    def jobs_settled(self, queue: str, canceled: list[str], released: list[str]) -> None:
         pass
 
     def outcome_dropped(self, claim: Claim) -> None:
@@ -98,6 +104,16 @@ class LogEvents(NoEvents):
                     "job %s",
                     event,
                     extra={"event": event, "job_id": job_id, "queue": queue, "reason": "abandoned"},
+                )
+
+    def jobs_settled(self, queue: str, canceled: list[str], released: list[str]) -> None:
+        reason = "a dependency ended outside taskq's worker (rq's cleanup or a plain rq worker)"
+        for event, ids in (("canceled", canceled), ("released", released)):
+            for job_id in ids:
+                log.warning(
+                    "job %s",
+                    event,
+                    extra={"event": event, "job_id": job_id, "queue": queue, "reason": reason},
                 )
 
 

@@ -32,11 +32,12 @@ from app.infrastructure.queue.errors import (
     JobNotAllowedError,
     PayloadError,
     QueueError,
+    SignatureError,
 )
 from app.infrastructure.queue.job_paths import JobRegistry
 from app.infrastructure.queue.record import JobRecord
 from app.infrastructure.queue.schema import Ending
-from app.infrastructure.queue.serialization import Serializer
+from app.infrastructure.queue.serialization import TASKQ_ONLY, Serializer
 from app.infrastructure.queue.store import Claim, ProgressSink
 from app.worker.runtime import JobContext, PermanentError, RateLimited, running
 
@@ -170,7 +171,7 @@ class JobRunner:
         except _NotKnownHereError as unknown:
             return self._not_known(claim, unknown)
         except (PayloadError, JobNotAllowedError, InvalidParamsError) as exc:
-            return Outcome.failure(f"{type(exc).__name__}: {exc}", retryable=False)
+            return Outcome.failure(_refusal(exc), retryable=False)
         context = JobContext(
             claim.job_id, job_name, claim.queue, claim.attempt, self.settings, self.progress(claim)
         )
@@ -261,7 +262,7 @@ class JobRunner:
         job_name, instance, args, kwargs = claim.record.load_call(
             self.serializer, self.settings.max_payload_bytes
         )
-        if instance is not None:
+        if instance not in (None, TASKQ_ONLY):
             raise JobNotAllowedError(job_name)
         if not self.registry.is_registered(job_name) or job_name not in self.functions:
             raise _NotKnownHereError(job_name, claim.record.params_version, name_known=False)
@@ -283,6 +284,17 @@ class JobRunner:
         except Exception:
             blob = self.serializer.dumps(UNSERIALIZABLE)
         return base64.b64encode(blob).decode()
+
+
+def _refusal(exc: Exception) -> str:
+    """A refused job's error: one line, after the traceback of its cause when it has one, so
+    that `taskq failed show` shows where loading failed (the last line stays the summary)."""
+    line = f"{type(exc).__name__}: {exc}"
+    cause = exc.__cause__
+    if cause is None or isinstance(exc, SignatureError):
+        return line
+    chain = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
+    return f"{chain}\nThe above exception was the direct cause of:\n\n{line}"
 
 
 def _span_attributes(claim: Claim, job_name: str) -> dict[str, object]:

@@ -9,6 +9,10 @@ the flag is given: a worker without it never loads prometheus-client.
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -16,8 +20,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from app.infrastructure.queue.admin import STATES, QueueAdmin
+from app.infrastructure.queue.admin import STATES, LimitUse, QueueAdmin, QueueCounts, WaitingJob, WorkerInfo
 from app.infrastructure.queue.errors import QueueError
+from app.infrastructure.queue.leader import Lease
 from app.worker.events import NoEvents
 
 if TYPE_CHECKING:
@@ -35,21 +40,24 @@ class MetricsEvents(NoEvents):
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.started = Counter(
-            "taskq_jobs_started", "Job attempts started.", ["job", "queue"], registry=registry
+            "taskq_jobs_started", "Job attempts started.", ["job_name", "queue"], registry=registry
         )
         self.ended = Counter(
             "taskq_jobs",
             "Job attempts ended, by outcome: finished, failed, retried, stopped, requeued, handed_back.",
-            ["job", "queue", "outcome"],
+            ["job_name", "queue", "outcome"],
             registry=registry,
         )
         self.retries = Counter(
-            "taskq_job_retries", "Failed attempts that will be retried.", ["job", "queue"], registry=registry
+            "taskq_job_retries",
+            "Failed attempts that will be retried.",
+            ["job_name", "queue"],
+            registry=registry,
         )
         self.duration = Histogram(
             "taskq_job_duration_seconds",
             "Time from claim to recorded outcome, per attempt.",
-            ["job", "queue", "outcome"],
+            ["job_name", "queue", "outcome"],
             buckets=DURATION_BUCKETS,
             registry=registry,
         )
@@ -73,7 +81,8 @@ class MetricsEvents(NoEvents):
         )
         self.reaped = Counter(
             "taskq_jobs_reaped",
-            "Jobs of dead workers taken back by this worker's reaper, by outcome: requeued, failed.",
+            "Jobs taken back by this worker's reaper, by outcome: requeued, failed (dead workers); "
+            "canceled, released (deferred jobs whose dependency ended outside taskq).",
             ["queue", "outcome"],
             registry=registry,
         )
@@ -99,61 +108,94 @@ class MetricsEvents(NoEvents):
         self.reaped.labels(queue, "requeued").inc(len(requeued))
         self.reaped.labels(queue, "failed").inc(len(failed))
 
+    def jobs_settled(self, queue: str, canceled: list[str], released: list[str]) -> None:
+        self.reaped.labels(queue, "canceled").inc(len(canceled))
+        self.reaped.labels(queue, "released").inc(len(released))
+
 
 class QueueCollector(Collector):
     """Reads every queue and the workers from Redis at each scrape (a few pipelined commands).
 
     Every queue, not only this worker's: a queue that no worker serves is the one to alert on.
+    Only the holder of the metrics lease exports these gauges (`leader.py`), so they appear once
+    per cluster and `sum()` over the targets counts each queue once; `taskq_metrics_leader`
+    says which target that is.
     """
 
-    def __init__(self, admin: QueueAdmin) -> None:
+    def __init__(self, admin: QueueAdmin, lease: Lease) -> None:
         self.admin = admin
+        self.lease = lease
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("taskq_redis_up", "1 if Redis answered this scrape, else 0.")
+        leader = GaugeMetricFamily(
+            "taskq_metrics_leader", "1 on the one target that exports the cluster-wide gauges."
+        )
         try:
-            counts, workers = self.admin.counts(), self.admin.workers()
-            limits, handed_back = self.admin.limits(), self.admin.waiting()
+            leads = self.lease.hold()
+            counts, workers = (self.admin.counts(), self.admin.workers()) if leads else ([], [])
+            limits, handed_back = (self.admin.limits(), self.admin.waiting()) if leads else ([], [])
         except QueueError as exc:
             log.warning("metrics: cannot read the queues: %s", exc)
             up.add_metric([], 0)
             yield up
             return
         up.add_metric([], 1)
-        yield up
-        depth = GaugeMetricFamily("taskq_queue_depth", "Jobs waiting in the queue.", labels=["queue"])
-        oldest = GaugeMetricFamily(
-            "taskq_queue_oldest_job_age_seconds",
-            "How long the oldest job at the head of the queue has waited (0 when empty).",
-            labels=["queue"],
-        )
-        jobs = GaugeMetricFamily("taskq_queue_jobs", "Jobs of the queue by state.", labels=["queue", "state"])
-        for c in counts:
-            depth.add_metric([c.queue], c.queued)
-            oldest.add_metric([c.queue], c.oldest_queued_age or 0.0)
-            for state in STATES:
-                jobs.add_metric([c.queue, state], getattr(c, state))
-        alive = GaugeMetricFamily("taskq_workers_alive", "Workers registered and alive (all queues).")
-        alive.add_metric([], len(workers))
-        running = GaugeMetricFamily(
-            "taskq_limit_running",
-            "Jobs running under a limit (concurrency), or started in its window (rate).",
-            labels=["job_name", "limit"],
-        )
-        waiting = GaugeMetricFamily(
-            "taskq_limit_waiting", "Jobs queued but held back by a limit.", labels=["job_name", "limit"]
-        )
-        for use in limits:
-            running.add_metric([use.job_name, use.kind], use.running)
-            waiting.add_metric([use.job_name, use.kind], use.waiting)
-        unknown = GaugeMetricFamily(
-            "taskq_jobs_waiting_for_worker",
-            "Jobs handed back by workers that do not know them, waiting for one that does.",
-            labels=["queue"],
-        )
-        for c in counts:
-            unknown.add_metric([c.queue], sum(job.queue == c.queue for job in handed_back))
-        yield from (depth, oldest, jobs, alive, running, waiting, unknown)
+        leader.add_metric([], int(leads))
+        yield from (up, leader)
+        if leads:
+            yield from _cluster_gauges(counts, workers)
+            yield from _flow_gauges(counts, limits, handed_back)
+            strangers = GaugeMetricFamily(
+                "taskq_foreign_workers", "Live workers on our queues that are not taskq's (plain rq workers)."
+            )
+            strangers.add_metric([], len(self.admin.strangers(workers)))
+            suspended = GaugeMetricFamily("taskq_suspended", "1 while `rq suspend` holds every worker.")
+            suspended.add_metric([], int(self.admin.suspended()))
+            yield from (strangers, suspended)
+
+
+def _cluster_gauges(counts: list[QueueCounts], workers: list[WorkerInfo]) -> Iterator[Metric]:
+    depth = GaugeMetricFamily("taskq_queue_depth", "Jobs waiting in the queue.", labels=["queue"])
+    oldest = GaugeMetricFamily(
+        "taskq_queue_oldest_job_age_seconds",
+        "How long the oldest job at the head of the queue has waited (0 when empty).",
+        labels=["queue"],
+    )
+    jobs = GaugeMetricFamily("taskq_queue_jobs", "Jobs of the queue by state.", labels=["queue", "state"])
+    for c in counts:
+        depth.add_metric([c.queue], c.queued)
+        oldest.add_metric([c.queue], c.oldest_queued_age or 0.0)
+        for state in STATES:
+            jobs.add_metric([c.queue, state], getattr(c, state))
+    alive = GaugeMetricFamily("taskq_workers_alive", "Workers registered and alive (all queues).")
+    alive.add_metric([], len(workers))
+    yield from (depth, oldest, jobs, alive)
+
+
+def _flow_gauges(
+    counts: list[QueueCounts], limits: list[LimitUse], handed_back: list[WaitingJob]
+) -> Iterator[Metric]:
+    """Limits in use, and jobs waiting for a worker that knows them."""
+    running = GaugeMetricFamily(
+        "taskq_limit_running",
+        "Jobs running under a limit (concurrency), or started in its window (rate).",
+        labels=["job_name", "limit"],
+    )
+    waiting = GaugeMetricFamily(
+        "taskq_limit_waiting", "Jobs queued but held back by a limit.", labels=["job_name", "limit"]
+    )
+    for use in limits:
+        running.add_metric([use.job_name, use.kind], use.running)
+        waiting.add_metric([use.job_name, use.kind], use.waiting)
+    unknown = GaugeMetricFamily(
+        "taskq_jobs_waiting_for_worker",
+        "Jobs handed back by workers that do not know them, waiting for one that does.",
+        labels=["queue"],
+    )
+    for c in counts:
+        unknown.add_metric([c.queue], sum(job.queue == c.queue for job in handed_back))
+    yield from (running, waiting, unknown)
 
 
 def serve(port: int, host: str, admin: QueueAdmin) -> MetricsEvents:
@@ -164,6 +206,21 @@ def serve(port: int, host: str, admin: QueueAdmin) -> MetricsEvents:
     """
     registry = CollectorRegistry()
     events = MetricsEvents(registry)
-    registry.register(QueueCollector(admin))
-    start_http_server(port, addr=host, registry=registry)
+    lease = Lease(admin.connection, f"{socket.gethostname()}:{os.getpid()}:{port}")
+    registry.register(QueueCollector(admin, lease))
+    server, _thread = start_http_server(port, addr=host, registry=registry)
+    # The forker and the work horses are forked from this process: none of them may keep the
+    # listening socket (a horse outliving its worker would hold the port against its successor).
+    os.register_at_fork(after_in_child=server.socket.close)
+    threading.Thread(target=_renew, args=(lease,), name="taskq-metrics-lease", daemon=True).start()
     return events
+
+
+def _renew(lease: Lease) -> None:
+    """Keep the lease between scrapes, so that the exporting target does not change needlessly."""
+    while True:
+        try:
+            lease.hold()
+        except QueueError as exc:
+            log.debug("metrics lease not renewed: %s", exc)
+        time.sleep(lease.ttl / 3)

@@ -67,8 +67,8 @@ class Upkeep:
 
     def reap(self) -> None:
         try:
-            for queue, requeued, failed in self.worker.reaper.run():
-                if requeued or failed:
-                    self.worker.emit("jobs_reaped", queue, requeued, failed)
+            for done in self.worker.reaper.run():  # observers are told every pass, empty lists too
+                self.worker.emit("jobs_reaped", done.queue, done.requeued, done.failed)
+                self.worker.emit("jobs_settled", done.queue, done.canceled, done.released)
         except QueueError as exc:
             log.warning("maintenance skipped: %s", exc)

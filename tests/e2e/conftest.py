@@ -32,8 +32,8 @@ class Run:
 def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The settings as environment variables, and a wide terminal so tables are not wrapped.
 
-    PYTHONPATH: a console script does not put the working directory on sys.path (`python -m`
-    does), and the test jobs live in `tests/`, which is not installed.
+    PYTHONPATH: the test jobs live in `tests/`, which is not installed, and the commands run from
+    a directory other than the repository (as an operator's shell or systemd would).
     """
     return {
         **os.environ,
@@ -46,16 +46,30 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def taskq(settings: Settings) -> Callable[..., Run]:
-    """`taskq(*args, env={...}, input=...)`: runs the console script and returns its exit and output."""
+def elsewhere(tmp_path: Path) -> Path:
+    """A working directory that is not the repository."""
+    folder = tmp_path / "elsewhere"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+def taskq(settings: Settings, elsewhere: Path) -> Callable[..., Run]:
+    """`taskq(*args, env={...}, input=...)`: runs the console script from a directory other than
+    the repository and returns its exit and output."""
     assert TASKQ.exists(), f"{TASKQ} is missing: run `make install`"
 
     def run(
-        *args: str, env: dict[str, str] | None = None, input: str | None = None, timeout: float = 60
+        *args: str,
+        env: dict[str, str] | None = None,
+        input: str | None = None,
+        timeout: float = 60,
+        cwd: Path | None = None,
+        command: list[str] | None = None,
     ) -> Run:
         done = subprocess.run(
-            [str(TASKQ), *args],
-            cwd=ROOT,
+            [*(command or [str(TASKQ)]), *args],
+            cwd=cwd or elsewhere,
             env=cli_env(settings, **(env or {})),
             capture_output=True,
             text=True,

@@ -23,7 +23,7 @@ def test_jobs_lists_each_registered_job_and_whether_it_imports_here(taskq):
     assert shown.code == 0, shown.err
     assert "ingest_doc" in shown.out and "tests.support.jobs.add" in shown.out
     broken = taskq("jobs", "--json", env={"QUEUE_EXTRA_JOBS": "broken=tests.support.broken_job.job"})
-    assert broken.code == 1
+    assert broken.code == 5  # Exit.BROKEN_JOB_PATH, as a worker here would exit
     rows = {row["name"]: row for row in broken.json()}
     assert rows["ingest_doc"]["resolves"] is True
     assert rows["broken"]["resolves"] is False
@@ -155,6 +155,14 @@ def test_stop_a_running_job(taskq, settings, r):
     assert view.status.value == "stopped"
     assert taskq("status", slow).code == 3
     one_line_error(taskq("stop", slow), "it is stopped")
+
+
+def test_a_key_given_twice_is_refused_not_silently_the_last(taskq, r):
+    run = taskq("enqueue", "add", "a=1", "a=2", "b=3")
+    assert (
+        run.code == 2 and "'a' is given twice" in run.err and run.err.splitlines()[-1].startswith("taskq: ")
+    )
+    assert not r.keys("rq:job:*")
 
 
 def test_python_dash_m_app_cli_main_is_the_taskq_command():

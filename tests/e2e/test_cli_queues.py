@@ -117,3 +117,52 @@ def test_info_shows_jobs_waiting_for_a_worker_that_knows_them_and_who_knows_what
     assert "jobs the live workers know" in table.out
     (row,) = [line for line in table.out.splitlines() if line.split()[:1] == [later[1]]]
     assert "no live worker" in row
+
+
+def test_info_shows_which_queues_each_worker_serves(taskq, settings):
+    with WorkerProcess(settings, "--queues", "high,default", name="two-queues"):
+        table = taskq("info")
+        data = taskq("info", "--json").json()
+    header = next(line for line in table.out.splitlines() if "last heartbeat" in line).split()
+    assert header[:5] == ["name", "host", "pid", "state", "queues"], table.out
+    (row,) = [line for line in table.out.splitlines() if line.lstrip().startswith("two-queues")]
+    assert row.split()[4] == "high,default"
+    assert [w["queues"] for w in data["workers"] if w["name"] == "two-queues"] == [["high", "default"]]
+
+
+def test_failed_list_keeps_one_row_per_job_and_show_has_the_whole_error(taskq, settings, r):
+    queue = RQQueue(r, settings)
+    huge = "x" * 20_000  # stored errors are bounded at 64 KiB
+    job_id = queue.enqueue("fail_always", {"message": f"too long {huge} end"}, retry=0)
+    drain(settings, r)
+    listed = taskq("failed", "list")
+    assert listed.code == 0 and len(listed.out.splitlines()) < 10, listed.out[:500]
+    assert len([line for line in listed.out.splitlines() if job_id in line]) == 1
+    assert "ValueError: too long xxx" in " ".join(listed.out.split()) and "…" in listed.out
+    assert len(listed.out) < 2000
+    shown = taskq("failed", "show", job_id)
+    assert f"too long {huge} end" in shown.out.replace("\n", "")
+
+
+def test_requeue_as_a_renamed_job_runs_it_under_its_new_path(taskq, settings, r):
+    """Issue 18 item 9: a job queued under a path that was renamed since fails until requeued `--as`."""
+    old = replace(settings, extra_jobs=(*settings.extra_jobs, ("old_add", "tests.support.renamed.add")))
+    job_id = RQQueue(r, old).enqueue("old_add", {"a": 2, "b": 3}, retry=0)
+    # Today's workers no longer know the old path; with no grace they fail it at once ("job not
+    # found") instead of handing it back for an older worker that might still know it.
+    today = replace(settings, unknown_job_grace=0)
+    drain(today, r)
+    queue = RQQueue(r, settings)
+    assert "job not found" in queue.get(job_id).error
+    assert taskq("failed", "requeue", job_id).code == 0
+    drain(today, r)
+    assert queue.get(job_id).status.value == "failed"  # the same old path: failed again
+
+    unknown = taskq("failed", "requeue", job_id, "--as", "ad")
+    assert unknown.code == 1 and "unknown job 'ad'" in unknown.err and "did you mean 'add'" in unknown.err
+    assert taskq("failed", "requeue", "--all", "--as", "add").code == 1
+    renamed = taskq("failed", "requeue", job_id, "--as", "add")
+    assert renamed.out == f"requeued {job_id} on queue default as tests.support.jobs.add\n", renamed.err
+    drain(today, r)
+    view = queue.get(job_id)
+    assert (view.status.value, view.result, view.job_name) == ("finished", 5, "tests.support.jobs.add")

@@ -48,17 +48,17 @@ def test_metrics_count_outcomes_retries_durations_and_read_the_queues(settings, 
         samples = wait_until(
             lambda: (
                 (s := scrape(port))
-                and value(s, "taskq_jobs_total", job=FAIL, queue="default", outcome="failed")
+                and value(s, "taskq_jobs_total", job_name=FAIL, queue="default", outcome="failed")
                 and s
             ),
             what="the last outcome to be counted",
         )
-    assert value(samples, "taskq_jobs_total", job=ADD, queue="default", outcome="finished") == 2
-    assert value(samples, "taskq_jobs_total", job=FAIL, queue="default", outcome="retried") == 1
-    assert value(samples, "taskq_job_retries_total", job=FAIL, queue="default") == 1
-    assert value(samples, "taskq_jobs_started_total", job=FAIL, queue="default") == 2
+    assert value(samples, "taskq_jobs_total", job_name=ADD, queue="default", outcome="finished") == 2
+    assert value(samples, "taskq_jobs_total", job_name=FAIL, queue="default", outcome="retried") == 1
+    assert value(samples, "taskq_job_retries_total", job_name=FAIL, queue="default") == 1
+    assert value(samples, "taskq_jobs_started_total", job_name=FAIL, queue="default") == 2
     count = "taskq_job_duration_seconds_count"
-    assert value(samples, count, job=ADD, queue="default", outcome="finished") == 2
+    assert value(samples, count, job_name=ADD, queue="default", outcome="finished") == 2
     assert value(samples, "taskq_redis_up") == 1
     assert value(samples, "taskq_queue_depth", queue="low") == len(waiting)
     assert value(samples, "taskq_queue_depth", queue="default") == 0
@@ -71,30 +71,39 @@ def test_limits_are_gauges_running_and_waiting(settings, r):
     limited = replace(settings, limits="sleep=concurrency:1")
     queue = RQQueue(r, limited)
     first, second = (queue.enqueue("sleep", {"seconds": 3}) for _ in range(2))
-    port = free_port()
+    port = free_port(2)
     job, kind = "tests.support.jobs.sleep", "concurrency"
-    with WorkerProcess(limited, "--processes", "2", "--mode", "inline", "--metrics-port", str(port)):
-        samples = wait_until(
-            lambda: (
-                (s := _try_scrape(port))
+
+    def leader_sees_the_limit():
+        for each in (port, port + 1):  # only the metrics leader exports the cluster-wide gauges
+            s = _try_scrape(each)
+            if (
+                s
                 and value(s, "taskq_limit_running", job_name=job, limit=kind) == 1
                 and value(s, "taskq_limit_waiting", job_name=job, limit=kind) == 1
-                and s
-            ),
-            timeout=20,
-            what="one running, one waiting on the limit",
-        )
+            ):
+                return s
+        return None
+
+    with WorkerProcess(limited, "--processes", "2", "--mode", "inline", "--metrics-port", str(port)):
+        samples = wait_until(leader_sees_the_limit, timeout=20, what="one running, one waiting on the limit")
         assert queue.get(second).status is JobStatus.QUEUED or queue.get(first).status is JobStatus.QUEUED
         queue.wait(second, timeout=20)
     assert value(samples, "taskq_queue_jobs", queue="default", state="started") == 1
 
 
-def test_each_supervised_worker_serves_its_own_port(settings):
+def test_each_supervised_worker_serves_its_own_port_and_one_exports_the_cluster_gauges(settings):
     port = free_port(2)
     with WorkerProcess(settings, "--processes", "2", "--metrics-port", str(port)):
-        for each in (port, port + 1):
-            samples = wait_until(lambda p=each: _try_scrape(p), timeout=20, what=f"metrics on port {each}")
-            assert value(samples, "taskq_workers_alive") >= 2
+        scrapes = [
+            wait_until(lambda p=each: _try_scrape(p), timeout=20, what=f"metrics on port {each}")
+            for each in (port, port + 1)
+        ]
+    leaders = [s for s in scrapes if value(s, "taskq_metrics_leader") == 1]
+    assert len(leaders) == 1, scrapes
+    assert value(leaders[0], "taskq_workers_alive") >= 2
+    (other,) = [s for s in scrapes if s is not leaders[0]]
+    assert not [key for key in other if key[0].startswith(("taskq_queue_", "taskq_workers_alive"))]
 
 
 def _try_scrape(port: int):

@@ -25,6 +25,7 @@ from app.infrastructure.queue.errors import (
 from app.infrastructure.queue.job_paths import INGEST_DOC_JOB
 from app.infrastructure.queue.rq_queue import RQQueue
 from chaos.servers import free_port
+from tests.support.inprocess import drain
 from tests.support.processes import WorkerProcess, wait_until
 from tests.support.redis_env import all_keys
 
@@ -160,7 +161,7 @@ def test_a_hand_written_job_naming_os_system_never_runs(settings, r, tmp_path):
 def test_a_broken_job_module_stops_the_worker_at_start_with_its_real_cause(settings):
     broken = replace(settings, extra_jobs=(*settings.extra_jobs, ("broken", "tests.support.broken_job.job")))
     worker = WorkerProcess(broken).start(wait_ready=False)
-    assert worker.wait() == 2
+    assert worker.wait() == 5  # Exit.BROKEN_JOB_PATH: a deploy error, not click's usage error 2
     assert "tests.support.broken_job.job" in worker.output
     assert "taskq_dependency_that_is_not_installed" in worker.output
     assert worker.output.count("broken job path") == 1
@@ -199,13 +200,18 @@ def test_a_failing_job_keeps_its_traceback(settings, r):
     assert "Traceback" in result.exc_string and "fail_always" in result.exc_string
 
 
-def test_rq_reads_and_runs_what_we_write(settings, r):
+def test_rq_reads_what_we_write_and_its_worker_refuses_to_run_it(settings, r):
+    """rq's readers read our jobs; a plain rq worker fails them without running them (issue 19
+    item 2: taskq's marker in the call's `instance` slot); our worker runs them."""
     queue = RQQueue(r, settings)
-    job_id = queue.enqueue("add", {"a": 20, "b": 22}, meta={"who": "test"})
+    job_id = queue.enqueue("add", {"a": 20, "b": 22}, meta={"who": "test"}, retry=0)
     job = rq.job.Job.fetch(job_id, connection=r)
     assert job.func_name == "tests.support.jobs.add" and job.kwargs == {"a": 20, "b": 22}
     assert job.get_status() == "queued" and job.meta == {"who": "test"}
     assert rq.Queue("default", connection=r).job_ids == [job_id]
     rq.SimpleWorker(["default"], connection=r).work(burst=True)
-    assert rq.job.Job.fetch(job_id, connection=r).return_value() == 42
-    assert queue.get(job_id).status.value == "finished"
+    assert rq.job.Job.fetch(job_id, connection=r).get_status() == "failed"
+    assert "'str' object has no attribute 'tests.support.jobs.add'" in queue.get(job_id).error
+    ours = queue.enqueue("add", {"a": 20, "b": 22})
+    drain(settings, r)
+    assert queue.get(ours).result == 42

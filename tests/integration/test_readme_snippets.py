@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -39,10 +41,21 @@ def test_queue_readme_snippets_run_in_order(environment, r):
 
 
 def test_root_readme_snippet_runs(environment, r):
+    """Issue 18 item 3: the first snippet builds its own client (nothing is handed to it)."""
     (code,) = snippets("README.md")[:1]
-    namespace = {"redis_conn": r}
+    namespace: dict = {}
     exec(compile(code, "README", "exec"), namespace)
     assert r.exists(f"rq:job:{namespace['job_id']}")
+
+
+def test_the_readmes_say_how_to_reach_the_taskq_command():
+    """Issue 18 item 3: after `make demo` the console script is in .venv/bin, not on PATH."""
+    for relative in ("README.md", "app/cli/README.md", "app/worker/README.md"):
+        text = (ROOT / relative).read_text()
+        assert "source .venv/bin/activate" in text and ".venv/bin/taskq" in text, relative
+    taskq = Path(sys.executable).parent / "taskq"
+    shown = subprocess.run([str(taskq), "--help"], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and "Usage: taskq" in shown.stdout
 
 
 def test_worker_readme_job_example_runs(environment):

@@ -143,13 +143,11 @@ def test_workers_publish_what_they_know_and_require_worker_refuses_what_none_doe
 )  # fmt: skip
 def test_a_function_that_does_not_take_its_declared_params_stops_the_worker_at_start(settings, params, lines):
     worker = declared_worker(settings, params).start(wait_ready=False)
-    assert worker.wait() == 2
-    shown = [
-        line for line in worker.output.splitlines() if line.startswith("worker: job params do not fit: ")
-    ]
+    assert worker.wait() == 5  # Exit.BROKEN_JOB_PATH: a deploy error, not to be restarted
+    shown = [line for line in worker.output.splitlines() if line.startswith("taskq: job params do not fit: ")]
     assert len(shown) == len(lines), worker.output
     for line, expected in zip(shown, lines, strict=True):
-        assert line.removeprefix("worker: job params do not fit: ").startswith(expected), line
+        assert line.removeprefix("taskq: job params do not fit: ").startswith(expected), line
     assert "Traceback" not in worker.output
 
 

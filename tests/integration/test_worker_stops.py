@@ -68,7 +68,7 @@ def test_burst_gives_up_on_a_redis_that_stays_unreachable(unreachable, tmp_path)
         assert worker.process.wait(timeout=BURST_PATIENCE + 20) == 1
     finally:
         worker.stop()
-    errors = [line for line in worker.text().splitlines() if line.startswith("Error:")]
+    errors = [line for line in worker.text().splitlines() if line.startswith("taskq:")]
     assert len(errors) == 1 and "unreachable" in errors[0] and "--burst gives up" in errors[0], worker.text()
 
 

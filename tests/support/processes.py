@@ -39,18 +39,24 @@ class WorkerProcess:
     """`python -m app.worker ...` as a subprocess, with the settings' environment."""
 
     def __init__(
-        self, settings: Settings, *args: str, env: dict[str, str] | None = None, name: str | None = None
+        self,
+        settings: Settings,
+        *args: str,
+        env: dict[str, str] | None = None,
+        name: str | None = None,
+        cwd: Path | None = None,
     ):
         self.name = name or f"test-{uuid.uuid4().hex[:8]}"
         self.args = [sys.executable, "-m", "app.worker", "--name", self.name, *args]
         self.env = {**os.environ, **settings.to_env(), **(env or {})}
         self.settings = settings
+        self.cwd = cwd or ROOT
         self.process: subprocess.Popen[str] | None = None
         self.output = ""
 
     def start(self, wait_ready: bool = True) -> WorkerProcess:
         self.process = subprocess.Popen(
-            self.args, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            self.args, cwd=self.cwd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
         LIVE.add(self)
         if wait_ready:

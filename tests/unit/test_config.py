@@ -1,8 +1,6 @@
-from pathlib import Path
-
 import pytest
 
-from app.config import ConfigError, Settings, redact_url
+from app.config import PROJECT_ROOT, ConfigError, Settings, redact_url
 from app.infrastructure.queue.errors import QueueError
 
 
@@ -11,7 +9,7 @@ def test_defaults_when_environment_is_empty():
     assert settings.redis_url == "redis://127.0.0.1:6379/0"
     assert settings.queue_names == ("high", "default", "low")
     assert settings.max_payload_bytes == 512 * 1024
-    assert settings.documents_dir == Path("data/documents")
+    assert settings.documents_dir == PROJECT_ROOT / "data" / "documents"
 
 
 def test_reads_every_variable_back_from_to_env():
@@ -98,3 +96,12 @@ def test_every_setting_has_one_environment_variable():
     assert [f.name for f in fields(Settings)] == list(_VARIABLES)
     names = [var.name for var in _VARIABLES.values()]
     assert len(names) == len(set(names))
+
+
+def test_relative_folders_start_at_the_project_not_the_current_directory(tmp_path, monkeypatch):
+    """Issue 18 item 4: a worker started elsewhere (systemd, a container) still finds the documents."""
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.from_env({"DOCUMENTS_DIR": "data/documents", "INGESTED_DIR": str(tmp_path / "out")})
+    assert settings.documents_dir == PROJECT_ROOT / "data" / "documents"
+    assert settings.documents_dir.is_dir() and settings.ingested_dir == tmp_path / "out"
+    assert Settings.from_env({}).ingested_dir.is_absolute()

@@ -8,6 +8,7 @@ counts run rq's own cleanup: that would fail or retry abandoned jobs behind our 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import redis
@@ -28,9 +29,11 @@ from app.infrastructure.queue.admin_records import (
 )
 from app.infrastructure.queue.errors import JobNotFoundError, JobStateError
 from app.infrastructure.queue.job_paths import LIMITS, JobRegistry
+from app.infrastructure.queue.job_spec import compress, describe
 from app.infrastructure.queue.limits import merged
 from app.infrastructure.queue.record import JobRecord, parse_rq_time, text
 from app.infrastructure.queue.schema import KEYS, Field, JobStatus, packer
+from app.infrastructure.queue.serialization import Serializer, dumps_job_data, make_serializer
 from app.infrastructure.redis.connection import Guard, server_time
 
 #: The registries `counts()` reports, in a job's order of life (a stopped job is in `failed`).
@@ -62,9 +65,14 @@ __all__ = [
 class QueueAdmin:
     """Reads counts, workers and failed jobs; requeues and purges failed jobs."""
 
-    def __init__(self, redis_conn: redis.Redis, settings: Settings) -> None:
+    def __init__(
+        self, redis_conn: redis.Redis, settings: Settings, serializer: Serializer | None = None
+    ) -> None:
         self.connection = redis_conn
         self.settings = settings
+        self.serializer = serializer or make_serializer(
+            settings.serializer, settings.signing_key, settings.old_signing_keys
+        )
         self._guard = Guard(redis_conn, settings.redis_retry_seconds)
         self._requeue = redis_conn.register_script(lua.source("requeue"))
         self._purge = redis_conn.register_script(lua.source("purge"))
@@ -237,10 +245,36 @@ class QueueAdmin:
                 return pipe.execute()
 
         hashes = self._guard.call(read) if worker_keys else []
-        return [
+        found = [
             worker_of(key.removeprefix(keys.key("worker", "")), fields)
             for key, fields in zip(worker_keys, hashes, strict=True)
             if fields and b"death" not in fields
+        ]
+        now = self._guard.call(lambda: server_time(self.connection)) if found else 0.0
+        return [replace(w, stale=self._silent(w, now)) for w in found]
+
+    def _silent(self, worker: WorkerInfo, now: float) -> bool:
+        """Whether a worker missed its heartbeats (Redis's clock): a live one beats every half interval."""
+        if worker.last_heartbeat is None:
+            return False
+        quiet = now - worker.last_heartbeat.timestamp()
+        return quiet > 2 * self.settings.heartbeat_interval + self.settings.idle_poll
+
+    def suspended(self) -> bool:
+        """Whether `rq suspend` is in force: workers take no jobs until `rq resume`."""
+        return bool(self._guard.call(lambda: self.connection.exists(keys.SUSPENDED)))
+
+    def strangers(self, workers: Sequence[WorkerInfo] | None = None) -> list[WorkerInfo]:
+        """Live workers that are not taskq's (plain `rq worker`s) and serve one of our queues.
+
+        They run our jobs without our checks: unregistered functions, no signature check, retries
+        of permanent errors (SECURITY.md). Our stored jobs refuse to run there (`TASKQ_ONLY`).
+        """
+        ours = set(self.settings.queue_names)
+        return [
+            w
+            for w in (self.workers() if workers is None else workers)
+            if not w.taskq and ours & set(w.queues)
         ]
 
     def waiting(self, queues: Sequence[str] | None = None) -> list[WaitingJob]:
@@ -339,21 +373,43 @@ class QueueAdmin:
             raise JobNotFoundError(job_id)
         return JobRecord(job_id, fields).error_text()
 
-    def requeue(self, job_id: str) -> str:
+    def requeue(self, job_id: str, as_job: str | None = None) -> str:
         """Put a failed or stopped job back in its queue with its retries reset; return the queue.
+
+        `as_job` (a registered job path, `taskq failed requeue --as`) renames the job's function,
+        for jobs that failed under a path that was renamed since; its params are kept. The
+        stored call is loaded for that as a worker loads it: its signature is checked first.
 
         Raises:
             JobNotFoundError: no such job.
             JobStateError: the job is not failed or stopped.
+            PayloadError: with `as_job`, the stored call cannot be loaded (signature, size, decoding).
         """
         keys.check_job_id(job_id)
-        _, args = _requeue_args(job_id=job_id)
+        data, sig, description, expect = self._renamed(job_id, as_job) if as_job else (b"", b"", "", b"")
+        _, args = _requeue_args(
+            job_id=job_id, data=data, sig=sig, description=description, expect_data=expect
+        )
         reply = self._guard.call(lambda: self._requeue(args=args))
         if reply[0] == -1:
             raise JobNotFoundError(job_id)
         if reply[0] == 0:
             raise JobStateError(job_id, text(reply[1]), "requeue")
         return text(reply[1])
+
+    def _renamed(self, job_id: str, job_path: str) -> tuple[bytes, bytes, str, bytes]:
+        """(the call as `job_path`, its tag, its description, the stored data it replaces)."""
+
+        def read() -> Any:
+            return self.connection.hgetall(keys.job(job_id))
+
+        fields = self._guard.call(read)
+        if not fields:
+            raise JobNotFoundError(job_id)
+        record = JobRecord(job_id, fields)
+        _name, instance, args, kwargs = record.load_call(self.serializer, self.settings.max_payload_bytes)
+        payload, tag = dumps_job_data(self.serializer, (job_path, instance, args, kwargs))
+        return compress(payload), tag, describe(job_path, kwargs), record.data
 
     def requeue_all(self, queues: Sequence[str] | None = None) -> list[str]:
         """Requeue every failed or stopped job of `queues`; return their ids (oldest first)."""

@@ -45,6 +45,8 @@ class WorkerInfo:
     successful: int
     failed: int
     jobs: dict[str, int] = field(default_factory=dict)  # the jobs it knows: path -> params version
+    taskq: bool = True  # False: not a taskq worker (a plain `rq worker`), yet it takes our jobs
+    stale: bool = False  # no heartbeat for longer than a live worker leaves (killed, stuck, cut off)
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ def worker_of(name: str, fields: dict[bytes, bytes]) -> WorkerInfo:
         successful=int(get(WorkerField.SUCCESSFUL) or 0),
         failed=int(get(WorkerField.FAILED) or 0),
         jobs=decode_jobs(fields.get(JOBS_FIELD.encode())),
+        taskq=WorkerField.TASKQ.encode() in fields,
     )
 
 

@@ -27,7 +27,13 @@ from app.infrastructure.queue.job_paths import JobRegistry
 from app.infrastructure.queue.keys import check_job_id
 from app.infrastructure.queue.port import MAX_SECONDS, OPTION_NAMES, JobRequest, RetryPolicy
 from app.infrastructure.queue.schema import pack_record
-from app.infrastructure.queue.serialization import Serializer, dumps_job_data, find_unserializable_key
+from app.infrastructure.queue.serialization import (
+    TASKQ_ONLY,
+    Serializer,
+    dumps_job_data,
+    find_unserializable_key,
+    refuse_main_objects,
+)
 
 MAX_META_BYTES = 16 * 1024
 #: A limit key becomes part of Redis key names: no ':' (it would reach other keys), no spaces.
@@ -145,12 +151,14 @@ class JobSpecBuilder:
 
     def _serialize(self, job_name: str, params: dict[str, Any]) -> tuple[bytes, bytes]:
         try:
-            raw, tag = dumps_job_data(self.serializer, (job_name, None, (), params))
+            raw, tag = dumps_job_data(self.serializer, (job_name, TASKQ_ONLY, (), params))
         except Exception as exc:
             key = find_unserializable_key(self.serializer, params)
             raise SerializationError(job_name, f"{type(exc).__name__}: {exc}", key) from exc
         if len(raw) > self.settings.max_payload_bytes:
             raise PayloadTooLargeError(job_name, len(raw), self.settings.max_payload_bytes)
+        if b"__main__" in raw:  # rare, and cheap to look for: only then is each value walked
+            refuse_main_objects(job_name, params)
         return compress(raw), tag
 
     def _retry(self, retry: object) -> RetryPolicy:

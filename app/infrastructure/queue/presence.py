@@ -21,7 +21,7 @@ from rq.worker import BaseWorker
 
 from app.infrastructure.queue.directory import JOBS_FIELD, encode_jobs
 from app.infrastructure.queue.errors import WorkerNameError
-from app.infrastructure.queue.schema import WorkerState
+from app.infrastructure.queue.schema import WorkerField, WorkerState
 from app.infrastructure.redis.connection import describe, translating
 
 log = logging.getLogger("taskq.worker")
@@ -99,6 +99,7 @@ class WorkerPresence:
                 self._rq.register_birth()
             except ValueError as exc:  # rq: "There exists an active worker named ..."
                 raise WorkerNameError(self.name) from exc
+            self._rq.connection.hset(self.key, WorkerField.TASKQ, "1")
             self._rq.subscribe()
             self._rq.set_state(WorkerState.STARTED)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import redis
 from rq import Queue, worker_registration
@@ -28,10 +29,21 @@ ABANDONED = (
 )
 STUCK_AFTER = 60.0
 REAP_LIMIT = 1000
+SETTLE_LIMIT = 1000
 _reap_args = packer("reap")
+_settle_args = packer("settle")
 
-#: (queue, requeued ids, failed ids) of one queue's reaping.
-Reaped = tuple[str, list[str], list[str]]
+
+@dataclass(frozen=True)
+class Reaped:
+    """What one queue's upkeep did: jobs of dead workers requeued or failed, and deferred jobs
+    settled whose dependency ended outside taskq's worker (canceled, or released to the queue)."""
+
+    queue: str
+    requeued: list[str]
+    failed: list[str]
+    canceled: list[str] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
 
 
 class Reaper:
@@ -44,6 +56,8 @@ class Reaper:
         self.interval = interval
         self.owner = owner
         self._reap = connection.register_script(lua.source("reap"))
+        self._settle = connection.register_script(lua.source("settle"))
+        self._offsets = dict.fromkeys(self.queues, 0)  # where each queue's next settle pass starts
         self._next = 0.0
 
     def due(self) -> bool:
@@ -64,7 +78,7 @@ class Reaper:
             try:
                 with translating(self.where):
                     if self._lock(queue):
-                        done.append((queue, *self.reap(queue)))
+                        done.append(Reaped(queue, *self.reap(queue), *self.settle(queue)))
                         self._tidy(queue)
             except QueueError as exc:
                 if exc.retryable:
@@ -83,6 +97,19 @@ class Reaper:
         names = [text(item) for item in self._reap(args=args)]
         split = names.index("|")
         return names[:split], names[split + 1 :]
+
+    def settle(self, queue: str) -> tuple[list[str], list[str]]:
+        """Settle deferred jobs whose dependencies ended outside taskq: (canceled ids, released ids).
+
+        rq's cleanup and plain rq workers fail or finish jobs without touching our dependents.
+        Bounded per pass; the next pass goes on from where this one stopped.
+        """
+        offset = self._offsets.get(queue, 0)
+        _, args = _settle_args(queue=queue, offset=offset, limit=SETTLE_LIMIT)
+        reply = [text(item) for item in self._settle(args=args)]
+        looked, split = int(reply[0]), reply.index("|", 2)
+        self._offsets[queue] = offset + SETTLE_LIMIT if looked == SETTLE_LIMIT else 0
+        return reply[2:split], reply[split + 1 :]
 
     def _tidy(self, queue: str) -> None:
         # rq:queues lists queues for rq info; producers add a queue once, so keep it there.

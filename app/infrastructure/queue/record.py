@@ -19,7 +19,12 @@ from typing import Any
 from app.infrastructure.queue.errors import CorruptJobError, PayloadError, SignatureError
 from app.infrastructure.queue.port import Progress
 from app.infrastructure.queue.schema import MAX_SECONDS, Field, JobStatus
-from app.infrastructure.queue.serialization import Serializer, decompress_bounded, loads_job_data
+from app.infrastructure.queue.serialization import (
+    Serializer,
+    decode_problem,
+    decompress_bounded,
+    loads_job_data,
+)
 
 _RQ_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 MAX_ERROR_TEXT = 64 * 1024
@@ -243,7 +248,7 @@ class JobRecord:
         except SignatureError as exc:
             raise SignatureError(self.id, str(exc).partition(": ")[2] or str(exc)) from exc
         except Exception as exc:
-            raise PayloadError(self.id, f"job data does not decode: {type(exc).__name__}") from exc
+            raise PayloadError(self.id, decode_problem(raw, serializer, exc)) from exc
         if not isinstance(job_name, str) or not isinstance(kwargs, dict):
             raise PayloadError(self.id, "job data is not (function, instance, args, kwargs)")
         return job_name, instance, tuple(args or ()), kwargs

@@ -7,6 +7,7 @@ written with the heartbeats. Errors leave as ours (`translating`), never redis-p
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from app.infrastructure.redis.script import FastScript
 #: Due scheduled jobs are promoted at most this often while the worker is busy (and on every
 #: claim when it is idle), so a drain does not pay three ZRANGEBYSCOREs per job.
 PROMOTE_EVERY = 0.1
+log = logging.getLogger("taskq.worker")
 
 _claim_args = packer("dequeue")
 _finish_args = packer("finish")
@@ -57,6 +59,7 @@ class RedisJobStore:
         self._handback = FastScript(connection, lua.source("handback"))
         self._heartbeat = FastScript(connection, lua.source("heartbeat"))
         self._promoted = 0.0
+        self.suspended = False
         self.counts = {WorkerField.SUCCESSFUL: 0, WorkerField.FAILED: 0}
         self.worked = 0.0
         self._counts_lock = threading.Lock()  # counted by the loop, written by the heartbeat thread
@@ -68,6 +71,17 @@ class RedisJobStore:
             return "0"
         self._promoted = now
         return "1"
+
+    def _reply(self, reply: list[Any], execution_id: str) -> ClaimReply:
+        """The claim's reply; a change of rq's suspension (`rq suspend`, `rq resume`) is logged once."""
+        claimed = ClaimReply(reply, execution_id, time.time())
+        if claimed.suspended != self.suspended:
+            self.suspended = claimed.suspended
+            if claimed.suspended:
+                log.warning("queues suspended (rq suspend): taking no jobs until `rq resume`")
+            else:
+                log.info("queues resumed (rq resume): taking jobs again")
+        return claimed
 
     def _claim(self, execution_id: str) -> list[list[Any]]:
         return _claim_args(
@@ -86,7 +100,7 @@ class RedisJobStore:
         script_keys, args = self._claim(execution_id)
         with translating(self.where):
             reply = self._dequeue(keys=script_keys, args=args)
-        return ClaimReply(reply, execution_id, time.time())
+        return self._reply(reply, execution_id)
 
     def wait_and_claim(self, timeout: float, execution_id: str) -> ClaimReply | None:
         """Block on the wake-up lists and claim in the same round trip.
@@ -105,7 +119,7 @@ class RedisJobStore:
             for result in (reply, popped):
                 if isinstance(result, Exception):
                     raise result
-        return ClaimReply(reply, execution_id, time.time())
+        return self._reply(reply, execution_id)
 
     def finish(
         self, claim: Claim, return_blob: str, next_execution_id: str | None
@@ -129,7 +143,7 @@ class RedisJobStore:
         done = Recorded(int(reply[0]))
         if done is Recorded.DONE:
             self._count(WorkerField.SUCCESSFUL, claim)
-        following = ClaimReply(reply[1:], next_execution_id, time.time()) if next_execution_id else None
+        following = self._reply(reply[1:], next_execution_id) if next_execution_id else None
         return done, following
 
     def fail(self, claim: Claim, ending: Ending, retry_in: float | None, error: str) -> Recorded:

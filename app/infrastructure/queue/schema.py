@@ -101,7 +101,7 @@ TRANSITIONS: Mapping[str, Transition] = MappingProxyType(
 
 #: rq's result types in `rq:results:<id>` (rq.results.Result.Type), and the fields of an entry.
 RESULT_TYPES: Mapping[str, int] = MappingProxyType({"successful": 1, "failed": 2, "stopped": 3})
-RESULT_FIELDS: Mapping[str, str] = MappingProxyType(
+RESULT_FIELDS = MappingProxyType(
     {name: name for name in ("type", "worker_name", "return_value", "exc_string")}
 )
 
@@ -146,7 +146,7 @@ class Field:
 
 
 class WorkerField:
-    """The fields of a worker's hash `rq:worker:<name>` that our scripts write (rq writes the rest)."""
+    """The fields of a worker's hash `rq:worker:<name>` that we write (rq writes the rest)."""
 
     STATE = "state"
     CURRENT_JOB = "current_job"
@@ -155,6 +155,7 @@ class WorkerField:
     SUCCESSFUL = "successful_job_count"
     FAILED = "failed_job_count"
     TOTAL_WORKING_TIME = "total_working_time"
+    TASKQ = "taskq_worker"  # only taskq's workers have it: one without it is a plain rq worker
     BIRTH = "birth"  # written by rq's registration: a hash without it was not registered
 
 
@@ -198,6 +199,7 @@ KEYS: Mapping[str, str] = MappingProxyType(
         "executions": "rq:executions:{}",
         "queue": "rq:queue:{}",
         "intermediate": "rq:queue:{}:intermediate",
+        # Scored by MINUS the heartbeat deadline: out of rq's cleanup, which takes [0, now] (reap.lua).
         "started": "rq:wip:{}",
         "finished": "rq:finished:{}",
         "failed": "rq:failed:{}",
@@ -223,6 +225,7 @@ KEYS: Mapping[str, str] = MappingProxyType(
         "ring": "taskq:ring:{}",
         "groups": "taskq:groups:{}",  # every key of a queue with jobs in its group
         "unknown": "taskq:unknown:{}",  # handed-back ids, scored by their attempts then (a run adds one)
+        "metrics_leader": "taskq:metrics-leader",  # the one worker exporting cluster-wide gauges
     }
 )
 
@@ -321,10 +324,12 @@ LAYOUTS: Mapping[str, Layout] = MappingProxyType(
         "tick": Layout(
             args=("name", "overlap", "last_seen", "first", "through", "missed", "count"), tail="ticks"
         ),
+        "settle": Layout(args=("queue", "offset", "limit")),
         "cancel": Layout(args=("job_id",)),
-        "requeue": Layout(args=("job_id",)),
+        "requeue": Layout(args=("job_id", "data", "sig", "description", "expect_data")),
         "purge": Layout(args=("queue", "limit")),
         "handback": Layout(keys=("worker_key",), args=(*ATTEMPT_ARGS, "retry_in", "reason")),
+        "lease": Layout(args=("owner", "ttl")),
     }
 )
 

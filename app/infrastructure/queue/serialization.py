@@ -9,14 +9,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
 import pickle
+import types
 import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from app.infrastructure.queue.errors import PayloadError, SignatureError
+from app.infrastructure.queue.errors import PayloadError, SerializationError, SignatureError
 
+#: What our jobs store in the `instance` slot of rq's call tuple `(function, instance, args, kwargs)`.
+#: A plain rq worker honours that slot: it calls `getattr(instance, function)` instead of importing
+#: the function, and a str has no such attribute, so it fails the job without importing or running
+#: anything of it. rq's readers (Job.fetch, `func_name`, `args`, `kwargs`, rq-dashboard) are
+#: untouched; taskq's worker accepts exactly this marker (and None, from older producers).
+TASKQ_ONLY = "taskq"
 SIGNED_MAGIC = b"\x00TQS1"
 _TAG_LEN = 32
 
@@ -168,6 +176,43 @@ def find_unserializable_key(serializer: Serializer, params: Mapping[str, Any]) -
     return None
 
 
+class _MainFinder(pickle.Pickler):
+    """Pickles into nothing, noting every object whose class (or itself) lives in `__main__`."""
+
+    def __init__(self) -> None:
+        super().__init__(io.BytesIO(), protocol=pickle.HIGHEST_PROTOCOL)
+        self.found: list[str] = []
+
+    def persistent_id(self, obj: Any) -> None:
+        named = obj if isinstance(obj, type | types.FunctionType) else type(obj)
+        if getattr(named, "__module__", None) == "__main__":
+            self.found.append(f"__main__.{getattr(named, '__qualname__', '?')}")
+
+
+def decode_problem(raw: bytes, serializer: Serializer, exc: Exception) -> str:
+    """Why a job's data did not load, in words an operator can act on."""
+    if raw.startswith(SIGNED_MAGIC) and not isinstance(serializer, SignedSerializer):
+        return (
+            "job data is signed, but QUEUE_SIGNING_KEY is not set here: give this process the producers' key"
+        )
+    reason = f"{type(exc).__name__}: {exc}"[:300]
+    if isinstance(exc, AttributeError | ImportError):
+        hint = "its params hold an object whose class cannot be imported here"
+        return f"job data does not decode: {reason} ({hint})"
+    return f"job data does not decode: {reason}"
+
+
+def main_objects(value: Any) -> list[str]:
+    """What in `value` pickles by reference to `__main__` (a class or function of the script that
+    enqueues): a worker, whose `__main__` is another program, can never load it."""
+    finder = _MainFinder()
+    try:
+        finder.dump(value)
+    except Exception:
+        return []
+    return finder.found
+
+
 def decompress_bounded(job_id: str, raw: bytes, limit: int) -> bytes:
     """Inflate rq's zlib-compressed job data, refusing to produce more than `limit` bytes.
 
@@ -187,3 +232,20 @@ def decompress_bounded(job_id: str, raw: bytes, limit: int) -> bytes:
     if len(out) > limit or inflater.unconsumed_tail:
         raise PayloadError(job_id, f"job data inflates past the limit of {limit} bytes; refused")
     return out
+
+
+def refuse_main_objects(job_name: str, params: Mapping[str, Any]) -> None:
+    """Refuse params holding a class or function of the enqueueing script's `__main__`.
+
+    Raises:
+        SerializationError: naming the object and its key.
+    """
+    for key, value in params.items():
+        found = main_objects(value)
+        if found:
+            raise SerializationError(
+                job_name,
+                f"{found[0]} is defined in the enqueueing script's __main__, which a worker cannot "
+                "import: define it in a module that the workers can import",
+                key,
+            )

@@ -33,6 +33,14 @@ T = TypeVar("T")
 #: Redis 7, then Valkey (the embedded server when redis-server is not installed).
 _ACL_IN_SCRIPT = ("The user executing the script can't", "ACL failure in script")
 
+#: How Redis says that it wants a password the client did not send (RESP3's HELLO, then RESP2).
+_NO_PASSWORD = (
+    "HELLO must be called with the client already authenticated",
+    "Authentication required",
+    "NOAUTH",
+)
+_NEEDS_PASSWORD = "Redis needs a password: put it in REDIS_URL (redis://USER:PASSWORD@host:port/db)"  # noqa: S105
+
 _TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.ReadOnlyError)
 
 
@@ -69,6 +77,8 @@ def describe(client: redis.Redis) -> str:
 def translate(exc: redis.exceptions.RedisError, where: str) -> QueueBackendError:
     """The error of our hierarchy for a redis-py error (the caller chains it with `from exc`)."""
     message = str(exc) or type(exc).__name__
+    if message.startswith(_NO_PASSWORD):
+        return QueuePermissionError(where, _NEEDS_PASSWORD)
     if isinstance(exc, redis.exceptions.AuthenticationError | redis.exceptions.NoPermissionError):
         return QueuePermissionError(where, message)
     if isinstance(exc, redis.exceptions.TimeoutError):

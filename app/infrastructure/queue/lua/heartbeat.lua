@@ -11,7 +11,8 @@ if A.job_id ~= '' then
   mine = redis.call('ZSCORE', K.started(A.queue), entry) and 1 or 0
   if mine == 1 then
     local deadline = now + tonumber(A.heartbeat_ttl)
-    redis.call('ZADD', K.started(A.queue), 'XX', deadline, entry)
+    -- Minus the deadline (schema.KEYS['started']): out of rq's cleanup.
+    redis.call('ZADD', K.started(A.queue), 'XX', -deadline, entry)
     for slot in string.gmatch(redis.call('HGET', K.job(A.job_id), F.slots) or '', '%S+') do
       redis.call('ZADD', K.slots(slot), 'XX', deadline, entry)  -- a live holder's slot never looks leaked
     end

@@ -91,7 +91,8 @@ local function start(c, queue, id, key, fields, got, held)
     F.attempts, attempts, F.execution, c.exec_id)
   if held ~= '' then redis.call('HSET', key, F.slots, held) end
   if got[F.ttl] then redis.call('PERSIST', key) end
-  redis.call('ZADD', K.started(queue), c.now + tonumber(c.heartbeat_ttl), id .. ':' .. c.exec_id)
+  -- Scored by minus its heartbeat deadline (schema.KEYS['started']): rq's cleanup never takes it.
+  redis.call('ZADD', K.started(queue), -(c.now + tonumber(c.heartbeat_ttl)), id .. ':' .. c.exec_id)
   redis.call('HSET', c.worker_key, W.current_job, id, W.state, WS.busy)
   if writable(K.wake(queue), 'list') then redis.call('LPOP', K.wake(queue)) end
   return {queue, id, attempts, unpack(fields)}
@@ -167,7 +168,10 @@ end
 -- Returns {queue, id, attempts, fields...}, {'', seconds_to_next_due_or_empty, waiting_on_limits,
 -- skipped...} or {'suspended'}.
 local function claim(c)
-  if redis.call('EXISTS', K.suspended) == 1 then return {'suspended'} end
+  if redis.call('EXISTS', K.suspended) == 1 then
+    redis.call('HSET', c.worker_key, W.state, WS.suspended)  -- `rq suspend`: shown, not hidden as idle
+    return {'suspended'}
+  end
   c.limits = c.limits ~= '' and cjson.decode(c.limits) or nil
   if c.limits then unblock_due(c.now) end
   if c.promote == '1' then promote_due(c.queues, c.now, c.now_iso) end

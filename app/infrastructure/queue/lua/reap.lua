@@ -1,11 +1,14 @@
 -- Take back executions whose heartbeat expired (their worker died): the job goes back to the
 -- front of its queue if it has retries left, else it fails with a clear reason. rq only fails
 -- them, after 90 s + up to 10 min, and only retries jobs that had a Retry.
--- Returns {requeued ids..., '|', failed ids...}.
+-- Our executions are scored by minus their deadline (expired: in (-now, 0)); an execution some
+-- other worker registered the rq way (a plain rq worker, an older taskq) by its deadline (expired:
+-- in [0, now]). Returns {requeued ids..., '|', failed ids...}.
 local queue = A.queue
 local now, now_iso = server_now()
 local requeued, failed = {}, {}
-for _, entry in ipairs(redis.call('ZRANGEBYSCORE', K.started(queue), '-inf', now, 'LIMIT', 0, tonumber(A.limit))) do
+local expired = redis.call('ZRANGEBYSCORE', K.started(queue), '(' .. (-now), now, 'LIMIT', 0, tonumber(A.limit))
+for _, entry in ipairs(expired) do
   -- `id:exec_id`: the execution id (hex) has no colon, a scheduled job's id does.
   local id, exec_id = string.match(entry, '^(.*):([^:]*)$')
   id, exec_id = id or entry, exec_id or ''

@@ -19,7 +19,11 @@ def record(token: str, work: float = 0.0, pad: str = "", not_before: float = 0.0
     """
     global _ledger
     if _ledger is None or _ledger.connection_pool.pid != os.getpid():
-        _ledger = redis.Redis.from_url(os.environ["CHAOS_LEDGER_URL"])
+        # Timeouts, so that a job cut off from the ledger (partition-60s) fails and is retried
+        # instead of hanging until TCP gives up.
+        _ledger = redis.Redis.from_url(
+            os.environ["CHAOS_LEDGER_URL"], socket_timeout=10, socket_connect_timeout=5
+        )
     if not_before:
         seconds, micros = _ledger.time()
         if seconds + micros / 1e6 < not_before:

@@ -15,11 +15,12 @@ import redis
 
 from app.config import Settings
 from app.infrastructure.queue.admin import QueueAdmin
-from app.infrastructure.queue.errors import QueueUnavailableError
+from app.infrastructure.queue.errors import QueuePermissionError, QueueUnavailableError
 from app.infrastructure.queue.rq_queue import RQQueue
 from app.infrastructure.redis.connection import Guard, connect, describe
 from app.infrastructure.redis.sentinel import NoReplicasError
 from chaos.sentinel import Failover, SentinelTopology
+from chaos.servers import PrivateRedis
 from tests.support.jobs import TEST_JOBS
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -88,3 +89,23 @@ def test_noreplicas_is_retried_as_an_outage_then_reported(topology):
     finally:
         primary.config_set("min-replicas-to-write", "0")
     assert Guard(client, 5.0).call(lambda: client.set("taskq:test:sentinel", "1"))
+
+
+def test_sentinel_errors_name_the_sentinel_and_a_wrong_password_is_not_retried():
+    lone = PrivateRedis(config="sentinel monitor taskq 127.0.0.1 1 1\n").start_with("--sentinel")
+    try:
+        lone.client().execute_command("ACL", "SETUSER", "default", "resetpass", ">s3cret")
+        base = f"redis+sentinel://127.0.0.1:{lone.port}"
+        wrong = connect(Settings(redis_url=f"{base}/taskq?sentinel_password=nope", redis_retry_seconds=5))
+        started = time.monotonic()
+        with pytest.raises(
+            QueuePermissionError, match=f"every sentinel refused.*127.0.0.1:{lone.port}"
+        ) as caught:
+            Guard(wrong, 5).call(wrong.ping)
+        assert time.monotonic() - started < 2, "a wrong password must not be retried"
+        assert "nope" not in str(caught.value) and "s3cret" not in str(caught.value)
+        unknown = connect(Settings(redis_url=f"{base}/orders?sentinel_password=s3cret"))
+        with pytest.raises(QueueUnavailableError, match="no sentinel knows a healthy master named 'orders'"):
+            Guard(unknown, 0.2).call(unknown.ping)
+    finally:
+        lone.remove()

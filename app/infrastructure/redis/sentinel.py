@@ -35,6 +35,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import redis
 from redis.connection import URL_QUERY_ARGUMENT_PARSERS
 from redis.sentinel import (
+    MasterNotFoundError,
     Sentinel,
     SentinelConnectionPool,
     SentinelManagedConnection,
@@ -98,6 +99,46 @@ class MasterConnection(SentinelManagedConnection):
 
 class MasterSSLConnection(MasterConnection, SentinelManagedSSLConnection):
     """`MasterConnection` over TLS (`rediss+sentinel://`)."""
+
+
+class Sentinels(Sentinel):
+    """redis-py's `Sentinel`, with errors an operator can read.
+
+    `discover_master` asks the sentinels in turn, as redis-py's does, but says which sentinel
+    failed how (redis-py puts each client's full repr in the message), and when every sentinel
+    refused our credentials it raises `AuthenticationError`, which `Guard` does not retry and
+    `translate` reports as a permission error, instead of "no master found" after the retries.
+    (`min_other_sentinels` and `force_master_ip`, which `master_client` never sets, are ignored.)
+    """
+
+    def __init__(self, sentinels: list[tuple[str, int]], sentinel_kwargs: dict[str, Any]) -> None:
+        super().__init__(sentinels, sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+
+    def master(self, service_name: str, **connection: Any) -> redis.Redis:
+        """`master_for`, typed: a client whose pool asks these sentinels for every new connection."""
+        client: redis.Redis = Sentinel.master_for(self, service_name, **connection)
+        return client
+
+    def discover_master(self, service_name: str) -> tuple[str, int]:
+        problems: list[str] = []
+        refused = 0
+        for index, node in enumerate(self.sentinels):
+            try:
+                masters = node.sentinel_masters()
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                refused += isinstance(exc, redis.exceptions.AuthenticationError)
+                problems.append(f"{_host_port(node.connection_pool.connection_kwargs)}: {exc}")
+                continue
+            state = masters.get(service_name) if isinstance(masters, dict) else None
+            if state and state["is_master"] and not (state["is_sdown"] or state["is_odown"]):
+                self.sentinels[0], self.sentinels[index] = node, self.sentinels[0]  # ask it first next time
+                return str(state["ip"]), int(state["port"])
+        if refused and refused == len(self.sentinels):
+            raise redis.exceptions.AuthenticationError(
+                f"every sentinel refused our credentials (sentinel_password=?): {'; '.join(problems)}"
+            )
+        detail = f" ({'; '.join(problems)})" if problems else ""
+        raise MasterNotFoundError(f"no sentinel knows a healthy master named {service_name!r}{detail}")
 
 
 def is_sentinel_url(url: str) -> bool:
@@ -172,9 +213,7 @@ def master_client(url: str, **connection: Any) -> redis.Redis:
         sentinel["username"] = target.sentinel_username
     if target.sentinel_password is not None:
         sentinel["password"] = target.sentinel_password
-    manager = Sentinel(list(target.sentinels), sentinel_kwargs=sentinel)
-    client: redis.Redis = manager.master_for(target.service, **master)
-    return client
+    return Sentinels(list(target.sentinels), sentinel_kwargs=sentinel).master(target.service, **master)
 
 
 def describe(client: redis.Redis) -> str | None:

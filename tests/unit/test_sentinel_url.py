@@ -203,3 +203,16 @@ def test_fast_script_keeps_its_direct_path_on_a_sentinel_pool():
 def test_a_sentinel_url_is_loopback_only_if_every_sentinel_is(url, loopback):
     assert is_sentinel_url(url)
     assert is_loopback(url) is loopback
+
+
+def test_failover_errors_are_outages_for_guard_and_the_worker():
+    # Guard retries ConnectionError (and ReadOnlyError); the worker's loop waits out ConnectionError.
+    # redis-py raises MasterNotFoundError while no master is known, and turns READONLY from a
+    # demoted master into a ConnectionError; NOREPLICAS is turned into one here.
+    import redis
+    from redis.sentinel import MasterNotFoundError
+
+    from app.infrastructure.redis.sentinel import NoReplicasError
+
+    for error in (MasterNotFoundError, NoReplicasError):
+        assert issubclass(error, redis.exceptions.ConnectionError)

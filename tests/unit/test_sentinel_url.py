@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from redis.sentinel import SentinelConnectionPool
+import redis
+from redis.sentinel import MasterNotFoundError, SentinelConnectionPool
 
 from app.config import Settings, redact_url
 from app.infrastructure.queue.errors import QueueUnavailableError
@@ -13,6 +14,7 @@ from app.infrastructure.redis.script import FastScript
 from app.infrastructure.redis.sentinel import (
     MasterConnection,
     MasterSSLConnection,
+    NoReplicasError,
     SentinelTarget,
     is_sentinel_url,
     parse,
@@ -209,10 +211,5 @@ def test_failover_errors_are_outages_for_guard_and_the_worker():
     # Guard retries ConnectionError (and ReadOnlyError); the worker's loop waits out ConnectionError.
     # redis-py raises MasterNotFoundError while no master is known, and turns READONLY from a
     # demoted master into a ConnectionError; NOREPLICAS is turned into one here.
-    import redis
-    from redis.sentinel import MasterNotFoundError
-
-    from app.infrastructure.redis.sentinel import NoReplicasError
-
     for error in (MasterNotFoundError, NoReplicasError):
         assert issubclass(error, redis.exceptions.ConnectionError)

@@ -40,27 +40,35 @@ def redact_url(url: str) -> str:
     """Return `url` with its secrets replaced by `***`, for messages and logs.
 
     `redis://user:pw@host` keeps the user name; `redis://pw@host` (a bare secret) hides it all;
-    a `password=` query parameter is hidden too.
+    a `password=` query parameter (or `sentinel_password=`, `ssl_password=`) is hidden too.
+    A Sentinel URL (`redis+sentinel://user:pw@host:port,host:port/master/0`) keeps its hosts.
     """
     try:
         parts = urlsplit(url)
-        port = parts.port
+        # Several host:port pairs are not one port: Sentinel URLs keep their host list verbatim.
+        several = parts.scheme.lower().endswith("+sentinel")
+        port = None if several else parts.port
     except ValueError:
         return "<unparseable URL>"
     netloc = parts.netloc
     if "@" in netloc:
-        host = parts.hostname or ""
+        host = netloc.rpartition("@")[2] if several else parts.hostname or ""
         if port is not None:
             host = f"{host}:{port}"
         netloc = f"{parts.username or ''}:***@{host}" if parts.password is not None else f"***@{host}"
     query = "&".join(
-        f"{name}=***" if name.lower() in ("password", "pass", "auth") else f"{name}{sep}{value}"
+        f"{name}=***" if _is_secret_option(name) else f"{name}{sep}{value}"
         for name, sep, value in (item.partition("=") for item in parts.query.split("&") if item)
     )
     redacted = urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
     if parts.scheme == "unix" and not netloc:
         redacted = redacted.replace("unix:", "unix://", 1)
     return redacted
+
+
+def _is_secret_option(name: str) -> bool:
+    name = name.lower()
+    return name in ("pass", "auth") or name.endswith("password")
 
 
 @dataclass(frozen=True)

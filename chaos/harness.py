@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import redis
 
@@ -44,10 +45,13 @@ class Row:
     recovery: float | None = None
     note: str = ""
     failures: list[str] = field(default_factory=list)
+    #: A control row (a setting left out on purpose): its loss is measured and shown, not a failure.
+    loss_expected: bool = False
+    skipped: bool = False
 
     @property
     def passed(self) -> bool:
-        return self.lost == 0 and not self.failures
+        return (self.lost == 0 or self.loss_expected) and not self.failures
 
 
 def settings_for(url: str) -> Settings:
@@ -63,7 +67,11 @@ def settings_for(url: str) -> Settings:
 
 
 class Fleet:
-    """Worker processes (`python -m app.worker`), each restarted when it dies or is killed."""
+    """Worker processes (`python -m app.worker`), each restarted when it dies or is killed.
+
+    `prefix` goes before the command: `["ip", "netns", "exec", name]` runs the workers on a
+    simulated host (`chaos.netns`); `ip` execs the worker, so the pid is still the worker's.
+    """
 
     def __init__(
         self,
@@ -72,7 +80,9 @@ class Fleet:
         count: int,
         args: Sequence[str] = (),
         env: dict[str, str] | None = None,
+        prefix: Sequence[str] = (),
     ) -> None:
+        self.prefix = list(prefix)
         self.env = {
             **os.environ,
             **settings.to_env(),
@@ -89,7 +99,7 @@ class Fleet:
 
     def _start(self) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [sys.executable, "-m", "app.worker", *self.args],
+            [*self.prefix, sys.executable, "-m", "app.worker", *self.args],
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.DEVNULL,
@@ -151,24 +161,54 @@ def descendants(pid: int) -> list[int]:
     return [grandchild for child in direct for grandchild in descendants(child)] + direct
 
 
-class Run:
-    """A queue Redis and a ledger Redis for one scenario; removed at the end, whatever happens."""
+class QueueServer(Protocol):
+    """What a run needs of the queue's Redis: a `PrivateRedis`, or a whole `SentinelTopology`."""
 
-    def __init__(self, *queue_redis_args: str) -> None:
-        self.queue_server = PrivateRedis(*queue_redis_args).start()
-        self.ledger_server = PrivateRedis().start()
+    @property
+    def url(self) -> str: ...
+
+    def client(self) -> redis.Redis: ...
+
+    def remove(self) -> None: ...
+
+
+class Run:
+    """A queue Redis and a ledger Redis for one scenario; removed at the end, whatever happens.
+
+    By default both are started here on loopback; a topology scenario passes its own, started
+    (a Sentinel topology, servers inside network namespaces), which `close()` removes all the same.
+    """
+
+    def __init__(
+        self,
+        *queue_redis_args: str,
+        queue_server: QueueServer | None = None,
+        ledger_server: PrivateRedis | None = None,
+    ) -> None:
+        self.queue_server: Any = queue_server or PrivateRedis(*queue_redis_args).start()
+        try:
+            self.ledger_server = ledger_server or PrivateRedis().start()
+        except BaseException:
+            self.queue_server.remove()
+            raise
         self.settings = settings_for(self.queue_server.url)
         self.acknowledged: list[str] = []
+        self.lost: list[tuple[str, int]] = []  # (job id, executions in the ledger), by `account`
 
     def producer(self, url: str | None = None) -> RQQueue:
         settings = settings_for(url) if url else self.settings
         return RQQueue(connect(settings), settings)
 
     def fleet(
-        self, count: int, *args: str, url: str | None = None, env: dict[str, str] | None = None
+        self,
+        count: int,
+        *args: str,
+        url: str | None = None,
+        env: dict[str, str] | None = None,
+        prefix: Sequence[str] = (),
     ) -> Fleet:
         settings = settings_for(url) if url else self.settings
-        return Fleet(settings, self.ledger_server.url, count, args, env)
+        return Fleet(settings, self.ledger_server.url, count, args, env, prefix)
 
     def enqueue_batches(
         self,
@@ -199,32 +239,42 @@ class Run:
             queue.enqueue_many(requests)
             self.acknowledged += ids
 
-    def wait_final(self, timeout: float) -> float:
-        """Wait (bounded) until every acknowledged job is finished or failed; return the seconds."""
+    def wait_final(self, timeout: float, vanished_final: bool = False) -> float:
+        """Wait (bounded) until every acknowledged job is finished or failed; return the seconds.
+
+        With `vanished_final`, a job whose record is gone counts as final too (lost, but nothing
+        more will happen to it): a control row that loses jobs on purpose does not wait for them.
+        """
         started = time.monotonic()
         client = self.queue_server.client()
         while time.monotonic() - started < timeout:
             with contextlib.suppress(redis.exceptions.RedisError):
-                if not self.unfinished(client, limit=1):
+                if not self.unfinished(client, limit=1, vanished_final=vanished_final):
                     return time.monotonic() - started
             time.sleep(0.2)
         return time.monotonic() - started
 
-    def unfinished(self, client: redis.Redis, limit: int | None = None) -> list[str]:
+    def unfinished(
+        self, client: redis.Redis, limit: int | None = None, vanished_final: bool = False
+    ) -> list[str]:
+        final = (b"finished", b"failed", None) if vanished_final else (b"finished", b"failed")
         open_ids = []
         for chunk in _chunks(self.acknowledged, 1000):
             with client.pipeline(transaction=False) as pipe:
                 for job_id in chunk:
                     pipe.hget(f"rq:job:{job_id}", "status")
                 for job_id, status in zip(chunk, pipe.execute(), strict=True):
-                    if status not in (b"finished", b"failed"):
+                    if status not in final:
                         open_ids.append(job_id)
                         if limit and len(open_ids) >= limit:
                             return open_ids
         return open_ids
 
     def account(self, row: Row) -> Row:
-        """lost = acknowledged - (finished and in the ledger, or failed); duplicates = executed > 1."""
+        """lost = acknowledged - (finished and in the ledger, or failed); duplicates = executed > 1.
+
+        The lost ids are kept in `self.lost`, with how often the ledger saw each one run.
+        """
         queue, ledger = self.queue_server.client(), self.ledger_server.client()
         done = {member.decode() for member in ledger.smembers("done")}
         failed_final = 0
@@ -237,7 +287,9 @@ class Run:
             for job_id, status, count in zip(chunk, statuses, counts, strict=True):
                 finished = status == b"finished" and job_id in done
                 failed_final += status == b"failed"
-                row.lost += not (finished or status == b"failed")
+                if not (finished or status == b"failed"):
+                    row.lost += 1
+                    self.lost.append((job_id, int(count or 0)))
                 row.duplicates += bool(count) and int(count) > 1
         row.jobs = len(self.acknowledged)
         if failed_final:

@@ -20,7 +20,11 @@ def record(token: str, work: float = 0.0, pad: str = "", not_before: float = 0.0
     """
     global _ledger
     if _ledger is None or _ledger.connection_pool.pid != os.getpid():
-        _ledger = redis.Redis.from_url(os.environ["CHAOS_LEDGER_URL"])
+        # Timeouts, so that a job cut off from the ledger (partition-60s) fails and is retried
+        # instead of hanging until TCP gives up.
+        _ledger = redis.Redis.from_url(
+            os.environ["CHAOS_LEDGER_URL"], socket_timeout=10, socket_connect_timeout=5
+        )
     if not_before and _now(_ledger) < not_before:
         _ledger.incr("early")
     execution = os.urandom(8).hex()

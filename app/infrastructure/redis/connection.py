@@ -26,6 +26,7 @@ from app.infrastructure.queue.errors import (
     QueueTimeoutError,
     QueueUnavailableError,
 )
+from app.infrastructure.redis import sentinel
 
 T = TypeVar("T")
 
@@ -45,25 +46,31 @@ _TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, r
 
 
 def connect(settings: Settings, *, socket_timeout: float | None = None) -> redis.Redis:
-    """A client for `settings.redis_url` (redis://, rediss://, unix://, with ACL user and password).
+    """A client for `settings.redis_url` (redis://, rediss://, unix://, with ACL user and password;
+    redis+sentinel:// and rediss+sentinel://: the master that the sentinels name, see `sentinel.py`).
 
     Raises:
         QueueUnavailableError: the URL cannot be parsed (the message shows it redacted).
     """
+    options = {
+        "socket_timeout": socket_timeout if socket_timeout is not None else settings.redis_socket_timeout,
+        "socket_connect_timeout": settings.redis_connect_timeout,
+        "retry": Retry(NoBackoff(), 0),
+        "driver_info": None,  # no CLIENT SETINFO round trips on every new connection
+    }
     try:
-        return redis.Redis.from_url(
-            settings.redis_url,
-            socket_timeout=socket_timeout if socket_timeout is not None else settings.redis_socket_timeout,
-            socket_connect_timeout=settings.redis_connect_timeout,
-            retry=Retry(NoBackoff(), 0),
-            driver_info=None,  # no CLIENT SETINFO round trips on every new connection
-        )
+        if sentinel.is_sentinel_url(settings.redis_url):
+            return sentinel.master_client(settings.redis_url, **options)
+        return redis.Redis.from_url(settings.redis_url, **options)
     except ValueError as exc:
         raise QueueUnavailableError(redact_url(settings.redis_url), f"bad REDIS_URL: {exc}") from None
 
 
 def describe(client: redis.Redis) -> str:
     """Where `client` points, for messages: `redis://host:port/db` or `unix://path`, never a password."""
+    managed = sentinel.describe(client)
+    if managed is not None:
+        return managed  # redis+sentinel://sentinel,.../master name/db
     kwargs = client.connection_pool.connection_kwargs
     if "path" in kwargs:
         return f"unix://{kwargs['path']}?db={kwargs.get('db', 0)}"

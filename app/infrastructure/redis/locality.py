@@ -11,16 +11,22 @@ import ipaddress
 from urllib.parse import urlsplit
 
 from app.config import Settings, redact_url
+from app.infrastructure.redis import sentinel
 
 _LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 
 
 def is_loopback(url: str) -> bool:
-    """Whether `url` (redis://, rediss://, unix://) reaches Redis on this machine only.
+    """Whether `url` (redis://, rediss://, unix://, redis+sentinel://) reaches Redis on this machine only.
 
     A unix socket is local; so are `localhost`, 127.0.0.0/8, ::1 and IPv4-mapped loopback. A URL
-    with no host means `localhost` to redis-py. Anything unparseable is not loopback.
+    with no host means `localhost` to redis-py. A Sentinel URL is loopback only if every sentinel
+    host is (the master they name is known only once connected, so it is not checked here).
+    Anything unparseable is not loopback.
     """
+    if sentinel.is_sentinel_url(url):
+        hosts = sentinel.hosts(url)
+        return bool(hosts) and all(_loopback_host(host) for host in hosts or ())
     try:
         parts = urlsplit(url.strip())
         host = parts.hostname
@@ -32,8 +38,10 @@ def is_loopback(url: str) -> bool:
         return True
     if scheme not in ("redis", "rediss"):
         return False
-    if not host:
-        return True
+    return not host or _loopback_host(host)
+
+
+def _loopback_host(host: str) -> bool:
     host = host.rstrip(".").lower()
     if host in _LOCAL_NAMES or host.endswith(".localhost"):
         return True

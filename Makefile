@@ -26,7 +26,7 @@ demo: $(STAMP)
 
 ## Lint, type-check and run every test (starts a private Redis if none is reachable).
 test: lint typecheck
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check app tests chaos bench

@@ -116,7 +116,7 @@ LIMITED = {
 
 
 def limited_contenders(ctx: Ctx) -> dict[str, Callable[[], Result]]:
-    n = ctx.sizes.drain_inline * 2
+    n = ctx.sizes.drain_inline
     commands = taskq_commands("inline", 2)
     found: dict[str, Callable[[], Result]] = {
         "taskq inline": lambda: drain(ctx, "taskq inline", n, commands, 2, fill_taskq, row="drain limits")

@@ -84,8 +84,11 @@ def test_the_metrics_socket_stays_in_the_worker(settings, r):
         wait_until(lambda: queue.get(slow).status.value == "started", what="the job to start")
         inode = listening_inode(port)
         assert inode in socket_inodes(worker.pid)
-        children = descendants(worker.pid)
-        assert len(children) >= 2, children  # the forker and at least the running horse
+        # The forker and the horse running the job (forked once the job is claimed, if none waits).
+        children = wait_until(
+            lambda: found if len(found := descendants(worker.pid)) >= 2 else None,
+            what="the forker and the work horse",
+        )
         for child in children:
             assert inode not in socket_inodes(child), f"process {child} holds the metrics socket"
         queue.stop(slow)

@@ -62,7 +62,8 @@ def test_a_job_only_new_workers_know_waits_unfailed_under_an_old_worker_then_run
             assert view.attempts <= 1 and not view.is_final  # a hand-back gives its attempt back
 
         hold(20, unfailed)
-        waiting = QueueAdmin(r, new).waiting()
+        # Listed while it waits (not in the moments an old worker holds it, before handing it back).
+        waiting = wait_until(lambda: QueueAdmin(r, new).waiting(), what="the job listed as waiting")
         assert [(job.id, job.job_name, job.queue) for job in waiting] == [(job_id, LATER, "default")]
         assert "this worker does not know tests.support.jobs.added_later" in queue.get(job_id).error
         with WorkerProcess(new):  # the new deploy starts: it runs the job as soon as it is claimable

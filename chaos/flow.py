@@ -1,4 +1,4 @@
-"""Row 12: the kill storm with limits in force. Limits live in Redis (slots, waiting lists, the
+"""Row 15: the kill storm with limits in force. Limits live in Redis (slots, waiting lists, the
 keys' ring), so a worker killed while holding a slot must not leak it, and no storm may let more
 jobs run at once than the limit allows."""
 
@@ -23,7 +23,7 @@ def kill_storm_with_limits(scale: float) -> Row:
         kills = _storm(run, fleet.kill, fleet, every=2.0, length=20.0 * scale)
         recovery = run.wait_final(FINISH_WITHIN)
         fleet.stop()
-        row = run.account(Row("12 kill storm, limits in force", 0, kills=kills, recovery=recovery))
+        row = run.account(Row("15 kill storm, limits in force", 0, kills=kills, recovery=recovery))
         at_once, per_key = _most_at_once(run)
         row.note = (f"max running {at_once}/2, per key {per_key}/1; " + row.note).rstrip("; ")
         if at_once > 2 or per_key > 1:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,6 +37,19 @@ def most_at_once(runs: list[tuple[float, float]]) -> int:
     return max(itertools.accumulate(step for _, step in events))
 
 
+@contextmanager
+def workers(settings, count: int) -> Iterator[list[WorkerProcess]]:
+    """`count` inline worker processes, stopped by pid at the end, whatever happens."""
+    started: list[WorkerProcess] = []
+    try:
+        for _ in range(count):
+            started.append(WorkerProcess(settings, "--mode", "inline").start())
+        yield started
+    finally:
+        for worker in started:
+            worker.stop()
+
+
 def test_pause_stops_claims_on_one_queue_only_and_survives_a_restart(settings, r):
     queue = RQQueue(r, settings)
     queue.pause("default")
@@ -54,13 +69,9 @@ def test_concurrency_two_is_never_exceeded_across_three_workers(settings, r, tmp
     queue = RQQueue(r, limited)
     ledger = tmp_path / "spans"
     ids = [queue.enqueue("span", {"path": str(ledger), "seconds": 0.2}) for _ in range(18)]
-    workers = [WorkerProcess(limited, "--mode", "inline").start() for _ in range(3)]
-    try:
+    with workers(limited, 3):
         for job_id in ids:
             assert queue.wait(job_id, timeout=60).status is JobStatus.FINISHED
-    finally:
-        for worker in workers:
-            worker.stop()
     runs = spans(ledger)
     assert len(runs) == 18 and most_at_once(runs) == 2  # the limit, and reached: they ran in parallel
     assert [queue.get(job_id).attempts for job_id in ids] == [1] * 18  # waiting used no attempt
@@ -98,13 +109,9 @@ def test_at_most_n_start_in_any_window(settings, r, tmp_path):
     queue = RQQueue(r, limited)
     ledger = tmp_path / "spans"
     ids = [queue.enqueue("span", {"path": str(ledger), "seconds": 0.0}) for _ in range(9)]
-    workers = [WorkerProcess(limited, "--mode", "inline").start() for _ in range(2)]
-    try:
+    with workers(limited, 2):
         for job_id in ids:
             queue.wait(job_id, timeout=30)
-    finally:
-        for worker in workers:
-            worker.stop()
     starts = sorted(queue.get(job_id).started_at.timestamp() for job_id in ids)  # by Redis's clock
     assert max(sum(1 for s in starts if first <= s < first + 1.0) for first in starts) <= 3
 

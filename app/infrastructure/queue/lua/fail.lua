@@ -5,11 +5,8 @@
 -- Returns {1, the job's new status} | {0} applied already | {-1} not ours (stale).
 local id, queue, ending = A.job_id, A.queue, A.ending
 local key = K.job(id)
-if not redis.call('ZSCORE', K.started(queue), id .. ':' .. A.exec_id) then
-  return {redis.call('HGET', key, F.execution) == A.exec_id and 0 or -1}
-end
-end_execution(id, queue, A.exec_id, A.worker_key)
-if redis.call('EXISTS', key) == 0 then return {-1} end
+local refused = end_own_execution(id, queue, A.exec_id, A.worker_key)
+if refused then return refused end
 
 local now, now_iso = server_now()
 redis.call('HSET', key, F.exc_info, A.error, F.ended_at, now_iso)

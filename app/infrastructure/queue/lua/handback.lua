@@ -6,11 +6,8 @@
 -- Returns {1, the job's new status} | {0} applied already | {-1} not ours (stale).
 local id, queue = A.job_id, A.queue
 local key = K.job(id)
-if not redis.call('ZSCORE', K.started(queue), id .. ':' .. A.exec_id) then
-  return {redis.call('HGET', key, F.execution) == A.exec_id and 0 or -1}
-end
-end_execution(id, queue, A.exec_id, A.worker_key)
-if redis.call('EXISTS', key) == 0 then return {-1} end
+local refused = end_own_execution(id, queue, A.exec_id, A.worker_key)
+if refused then return refused end
 local now = server_now()
 
 local attempts = math.max((tonumber(redis.call('HGET', key, F.attempts)) or 1) - 1, 0)

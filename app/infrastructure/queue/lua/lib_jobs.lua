@@ -8,6 +8,20 @@ local function end_execution(id, queue, exec_id, worker_key)
   if worker_key ~= '' then redis.call('HDEL', worker_key, W.current_job) end
 end
 
+-- The fence of an outcome other than a success: only the execution the job is registered under
+-- (its started-registry entry) may record it, and its execution ends here. nil when it was ours;
+-- else the script's reply: {0} applied already (a call repeated after a lost reply), {-1} not
+-- ours (the reaper gave the job to another worker, or the job is gone).
+local function end_own_execution(id, queue, exec_id, worker_key)
+  local key = K.job(id)
+  if not redis.call('ZSCORE', K.started(queue), id .. ':' .. exec_id) then
+    return {redis.call('HGET', key, F.execution) == exec_id and 0 or -1}
+  end
+  end_execution(id, queue, exec_id, worker_key)
+  if redis.call('EXISTS', key) == 0 then return {-1} end
+  return nil
+end
+
 -- Enqueue every deferred dependent of `id` whose other dependencies are all finished.
 -- A dependency whose hash has expired finished long ago (rq treats it as met too).
 local function release_dependents(id, now_iso)

@@ -108,21 +108,28 @@ local function claimable(queue, skipped)
   return false
 end
 
+-- Start job `id` if it may run now: queued, and within its limits. Returns the claim's reply, or
+-- nil and whether its key's own limit held it back (it was dropped, set aside or put back).
+local function try_start(c, queue, id, group_queue)
+  local key = K.job(id)
+  local fields, got = claim_fields(key)
+  -- Only a queued job runs: an id pushed twice (rq#1701) or a job canceled, finished or
+  -- already running elsewhere is dropped here instead of running again.
+  if not (fields and CAN.claim(got[F.status])) then return nil, false end
+  local ok, held, per_key = within_limits(c, id, got, group_queue)
+  if ok then return start(c, queue, id, key, fields, got, held) end
+  return nil, per_key
+end
+
 -- The next job of a queue's plain list that may start, or nil (`budget.left` ids looked at, at
--- most). Ids of jobs that may not run are dropped or set aside on the way.
+-- most).
 local function from_list(c, queue, budget)
   while budget.left > 0 do
     budget.left = budget.left - 1
     local id = redis.call('LPOP', K.queue(queue))
     if not id then return nil end
-    local key = K.job(id)
-    local fields, got = claim_fields(key)
-    -- Only a queued job runs: an id pushed twice (rq#1701) or a job canceled, finished or
-    -- already running elsewhere is dropped here instead of running again.
-    if fields and CAN.claim(got[F.status]) then
-      local ok, held = within_limits(c, id, got, nil)
-      if ok then return start(c, queue, id, key, fields, got, held) end
-    end
+    local reply = try_start(c, queue, id, nil)
+    if reply then return reply end
   end
 end
 
@@ -137,15 +144,7 @@ local function from_ring(c, queue, budget)
     local group = K.group(queue .. ':' .. limit_key)
     local ok_type, id = pcall(redis.call, 'LPOP', group)
     local reply, per_key = nil, false
-    if ok_type and id then
-      local key = K.job(id)
-      local fields, got = claim_fields(key)
-      if fields and CAN.claim(got[F.status]) then
-        local ok, held
-        ok, held, per_key = within_limits(c, id, got, queue)
-        if ok then reply = start(c, queue, id, key, fields, got, held) end
-      end
-    end
+    if ok_type and id then reply, per_key = try_start(c, queue, id, queue) end
     if not per_key then
       if ok_type and redis.call('EXISTS', group) == 1 then
         redis.call('RPUSH', K.ring(queue), limit_key)  -- its next job, at its next turn

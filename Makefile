@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test lint typecheck unit integration chaos bench clean install browser-test prometheus-test
+.PHONY: demo test lint typecheck unit integration chaos bench bench-scaling clean install browser-test prometheus-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,11 @@ prometheus-test: $(STAMP)
 ## writes bench/results/latest.json. Under 10 minutes; BENCH_QUICK=1 for a ~30 s smoke run.
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench
+
+## Issue 17: the scaling curve, 1 to 8 worker processes on one Redis, with Redis's CPU per job
+## (~3-4 minutes; apart from `make bench`, which it would push past ten). BENCH_QUICK=1 for a smoke run.
+bench-scaling: $(BENCH_STAMP)
+	$(BIN)/python -m bench.scaling
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache data/ingested

@@ -135,10 +135,16 @@ class Services:
         known = {path: self.registry.version(path) for path in functions}  # published: who knows what
         return Worker(
             store=RedisJobStore(
-                connection, name, names, heartbeat_ttl, WORKER_TTL + 60, limits_for(settings, self.registry)
+                connection,
+                name,
+                names,
+                heartbeat_ttl,
+                WORKER_TTL + 60,
+                limits_for(settings, self.registry),
+                settings.max_failed,
             ),
             presence=WorkerPresence(connection, name, names, WORKER_TTL, known),
-            reaper=Reaper(connection, names, settings.maintenance_interval, name),
+            reaper=Reaper(connection, names, settings.maintenance_interval, name, settings.max_failed),
             runner=JobRunner(
                 settings,
                 self.registry,

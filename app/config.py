@@ -33,6 +33,7 @@ PRIORITIES = ("high", "default", "low")
 #: The project's folder (the one holding `app/`): relative DOCUMENTS_DIR / INGESTED_DIR start here,
 #: not in the current directory, so a worker started elsewhere (systemd, a container) finds them.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+WORKER_MODES = ("fork", "pool", "inline")
 _SECRET_FIELDS = frozenset({"signing_key", "old_signing_keys"})
 
 
@@ -87,6 +88,7 @@ class Settings:
     ttl: int | None = None
     max_payload_bytes: int = 512 * 1024
     max_result_bytes: int = 512 * 1024
+    max_failed: int = 10_000  # per queue's failed registry; 0: no bound
     retry_max: int = 3
     retry_base: float = 10.0
     retry_factor: float = 6.0
@@ -103,6 +105,8 @@ class Settings:
     redis_socket_timeout: float = 5.0
     redis_connect_timeout: float = 2.0
     worker_mode: str = "fork"
+    max_jobs_per_horse: int = 1000
+    max_horse_rss_mb: int = 512  # 0: no bound
     heartbeat_interval: float = 5.0
     maintenance_interval: float = 15.0
     idle_poll: float = 1.0
@@ -115,8 +119,8 @@ class Settings:
         _check_queue_names(self.queue_names, "QUEUE_NAMES")
         if self.serializer not in ("pickle", "json"):
             raise ConfigError("QUEUE_SERIALIZER", self.serializer, "must be 'pickle' or 'json'")
-        if self.worker_mode not in ("fork", "inline"):
-            raise ConfigError("WORKER_MODE", self.worker_mode, "must be 'fork' or 'inline'")
+        if self.worker_mode not in WORKER_MODES:
+            raise ConfigError("WORKER_MODE", self.worker_mode, "must be 'fork', 'pool' or 'inline'")
         if self.log_format not in ("text", "json"):
             raise ConfigError("LOG_FORMAT", self.log_format, "must be 'text' or 'json'")
         try:
@@ -288,6 +292,7 @@ _VARIABLES: Mapping[str, _Var] = {
     "ttl": replace(_optional, name="QUEUE_TTL"),
     "max_payload_bytes": _Var("QUEUE_MAX_PAYLOAD_BYTES", _num(int, minimum=64)),
     "max_result_bytes": _Var("QUEUE_MAX_RESULT_BYTES", _num(int, minimum=64)),
+    "max_failed": _Var("QUEUE_MAX_FAILED", _num(int, minimum=0)),
     "retry_max": _Var("QUEUE_RETRY_MAX", _num(int, minimum=0)),
     "retry_base": _Var("QUEUE_RETRY_BASE_SECONDS", _num(float, minimum=0), _FLOAT),
     "retry_factor": _Var("QUEUE_RETRY_FACTOR", _num(float, minimum=1), _FLOAT),
@@ -306,6 +311,8 @@ _VARIABLES: Mapping[str, _Var] = {
     "redis_socket_timeout": _Var("REDIS_SOCKET_TIMEOUT", _num(float, minimum=0.01), _FLOAT),
     "redis_connect_timeout": _Var("REDIS_CONNECT_TIMEOUT", _num(float, minimum=0.01), _FLOAT),
     "worker_mode": _Var("WORKER_MODE", _Reader.lower),
+    "max_jobs_per_horse": _Var("WORKER_MAX_JOBS_PER_HORSE", _num(int, minimum=1)),
+    "max_horse_rss_mb": _Var("WORKER_MAX_HORSE_RSS_MB", _num(int, minimum=0)),
     "heartbeat_interval": _Var("WORKER_HEARTBEAT_INTERVAL", _num(float, minimum=0.1), _FLOAT),
     "maintenance_interval": _Var("WORKER_MAINTENANCE_INTERVAL", _num(float, minimum=0.1), _FLOAT),
     "idle_poll": _Var("WORKER_IDLE_POLL", _num(float, minimum=0.01, maximum=60), _FLOAT),

@@ -94,10 +94,9 @@ def main() -> int:
             log(f"round {round_no + 1}/{sizes.rounds}")
             rounds.append(one_round(ctx, size, round_no))
         log(f"memory: {sizes.rss_jobs:,} jobs")
-        once = [memory.run(ctx), *footprint.run(ctx)]
-        log(f"  memory {once[0].value:+.1f}% RSS {once[0].extra}")
-        for result in once[1:]:
-            log(f"  {result.row} {result.contender}: {result.value:,.0f} bytes")
+        once = [*memory.run(ctx), *footprint.run(ctx)]
+        for result in once:
+            log(f"  {result.row} {result.contender}: {result.value:,.2f} {result.unit} {result.extra}")
         after = machine(server)
     finally:
         server.stop()

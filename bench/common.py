@@ -23,17 +23,18 @@ class Sizes:
 
     rounds: int = 3
     single: int = 10_000  # row 1: calls per contender, in 20 turns
-    bulk: int = 50_000  # row 2: jobs per contender, in batches of `batch`, in 20 turns
+    bulk: int = 30_000  # row 2: jobs per contender, in batches of `batch`, in 20 turns
     batch: int = 500
-    drain_fork_rq: int = 300  # row 3: rq's fork Worker, ~20-45 jobs/s
-    drain_fork: int = 1500  # taskq fork mode
-    drain_simple: int = 1500  # rq SimpleWorker
+    drain_fork_rq: int = 200  # row 3: rq's fork Worker, ~40-80 jobs/s
+    drain_fork: int = 600  # taskq fork mode, ~120-400 jobs/s
+    drain_simple: int = 800  # rq SimpleWorker
     drain_inline: int = 6000  # taskq inline mode
+    drain_pool: int = 4000  # taskq pool mode
     latency: int = 200  # row 4: samples per contender
     latency_slow: int = 60  # dramatiq: ~80 ms each
     latency_gap: float = 0.005  # seconds between samples
     rss_jobs: int = 100_000  # row 5
-    peer: int = 5000  # row 6: jobs enqueued one by one, then drained
+    peer: int = 3000  # row 6: jobs enqueued one by one, then drained
 
     @classmethod
     def from_env(cls) -> Sizes:
@@ -41,7 +42,7 @@ class Sizes:
         if quick():
             sizes = cls(
                 rounds=1, single=1000, bulk=10_000, drain_fork_rq=30, drain_fork=150, drain_simple=150,
-                drain_inline=400, latency=20, latency_slow=6, rss_jobs=10_000, peer=300,
+                drain_inline=400, drain_pool=400, latency=20, latency_slow=6, rss_jobs=10_000, peer=300,
             )  # fmt: skip
         rss = os.environ.get("BENCH_RSS_JOBS")
         if rss:

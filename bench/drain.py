@@ -94,6 +94,7 @@ def contenders(ctx: Ctx, processes: int) -> dict[str, Callable[[], Result]]:
     table: dict[str, tuple[int, list[list[str]], Callable[[Ctx, int], None]]] = {
         "taskq fork": (s.drain_fork, taskq_commands("fork", p), fill_taskq),
         "taskq inline": (s.drain_inline, taskq_commands("inline", p), fill_taskq),
+        "taskq pool": (s.drain_pool, taskq_commands("pool", p), fill_taskq),
         "rq Worker": (s.drain_fork_rq, rq_commands(ctx, "rq.worker.Worker", p), fill_rq),
         "rq SimpleWorker": (s.drain_simple, rq_commands(ctx, "rq.worker.SimpleWorker", p), fill_rq),
     }

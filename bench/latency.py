@@ -83,6 +83,7 @@ def contenders(ctx: Ctx) -> dict[str, Callable[[], Result]]:
     return {
         "taskq inline": taskq("inline"),
         "taskq fork": taskq("fork"),
+        "taskq pool": taskq("pool"),
         "rq SimpleWorker": rq("rq.worker.SimpleWorker", "rq SimpleWorker"),
         "rq Worker": rq("rq.worker.Worker", "rq Worker"),
     }

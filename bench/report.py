@@ -24,8 +24,11 @@ BASELINES: dict[str, str] = {
     "taskq enqueue_many (signed)": "rq enqueue_many",
     "pipelined RPUSH": "rq enqueue_many",
     "taskq fork": "rq Worker",
+    "taskq pool": "rq Worker",  # a process of its own per job, like rq's fork Worker
     "taskq inline": "rq SimpleWorker",
 }
+#: contender -> a second taskq line of the same row it is compared with (ratio kind "inline").
+SIBLINGS = {"taskq pool": "taskq inline"}
 #: Rows whose figure is a time or a size (lower is better).
 LOWER_IS_BETTER = {"latency", "job bytes"}
 #: The raw Redis floor each row is compared with, where there is one.
@@ -45,7 +48,7 @@ def baseline_of(row: str, contender: str) -> tuple[str, str] | None:
     if row == "peers drain":
         return ("drain 1p", "rq SimpleWorker")
     if row == "latency":
-        if contender == "taskq fork":
+        if contender in ("taskq fork", "taskq pool"):
             return (row, "rq Worker")
         return None if contender.startswith("rq ") else (row, "rq SimpleWorker")
     if row == "memory":
@@ -107,6 +110,9 @@ def aggregate(rounds: list[list[Result]], once: list[Result]) -> list[Line]:
             peer = _fastest_peer(index, r.row)
             if peer and r.contender.startswith("taskq"):
                 ratios[key]["peer"].append(_ratio(r.row, r.value, peer))
+            sibling = (r.row, SIBLINGS.get(r.contender, ""))
+            if sibling in index and r.row != "memory":
+                ratios[key]["inline"].append(_ratio(r.row, r.value, index[sibling]))
     lines = []
     for key, vals in values.items():
         base = baseline_of(*key)
@@ -143,6 +149,7 @@ CHECKS: list[tuple[str, str, str, str, float]] = [
         "baseline",
         0.9,
     ),
+    ("single enqueue, signed, >= 0.95x fastest peer", "enqueue", "taskq enqueue (signed)", "peer", 0.95),
     ("bulk, signed, >= 2x rq enqueue_many", "bulk", "taskq enqueue_many (signed)", "baseline", 2.0),
     ("bulk >= 2x rq enqueue_many", "bulk", "taskq enqueue_many", "baseline", 2.0),
     ("drain fork (1p) >= 4x rq Worker", "drain 1p", "taskq fork", "baseline", 4.0),
@@ -150,8 +157,13 @@ CHECKS: list[tuple[str, str, str, str, float]] = [
     ("drain inline (1p) >= 2x SimpleWorker", "drain 1p", "taskq inline", "baseline", 2.0),
     ("drain inline (2p) >= 2x SimpleWorker", "drain 2p", "taskq inline", "baseline", 2.0),
     ("drain inline (1p) >= fastest peer", "drain 1p", "taskq inline", "peer", 1.0),
+    ("drain pool (1p) >= 0.7x inline", "drain 1p", "taskq pool", "inline", 0.7),
+    ("drain pool (2p) >= 0.7x inline", "drain 2p", "taskq pool", "inline", 0.7),
+    ("drain pool (1p) >= 5x rq Worker", "drain 1p", "taskq pool", "baseline", 5.0),
+    ("drain pool (2p) >= 5x rq Worker", "drain 2p", "taskq pool", "baseline", 5.0),
     ("start latency p50 <= fastest peer (inline)", "latency", "taskq inline", "peer", 1.0),
     ("start latency p50 <= fastest peer (fork)", "latency", "taskq fork", "peer", 1.0),
+    ("start latency p50 <= fastest peer (pool)", "latency", "taskq pool", "peer", 1.0),
     ("bytes per queued job, signed, near rq's (>= 0.9x)", "job bytes", "taskq (signed)", "baseline", 0.9),
     (
         "drain with a concurrency limit >= 0.8x without",
@@ -173,6 +185,7 @@ BOUNDS: list[tuple[str, str, str, float, str]] = [
     ("start latency p50 <= 3 ms (inline)", "latency", "taskq inline", 3.0, "ms"),
     ("start latency p50 <= 3 ms (fork)", "latency", "taskq fork", 3.0, "ms"),
     ("worker RSS growth < 10% over the jobs", "memory", "taskq inline", 10.0, "%"),
+    ("pool worker + horses RSS growth < 10% over the jobs", "memory", "taskq pool", 10.0, "%"),
 ]
 
 
@@ -224,14 +237,14 @@ ROW_ORDER += ["peers enqueue", "peers drain"]
 
 def table(lines: list[Line], target_rows: list[dict[str, Any]]) -> str:
     ordered = sorted(lines, key=lambda line: (ROW_ORDER.index(line.row), line.contender))
-    rows = [
-        ("row", "contender", "figure (median)", "x baseline", "baseline", "x raw Redis", "x fastest peer")
-    ]
+    header = ("row", "contender", "figure (median)", "x baseline", "baseline", "x raw Redis")
+    rows = [(*header, "x fastest peer", "x inline")]
     for line in ordered:
         rows.append(
             (
                 line.row, line.contender, _figure(line), _x(line.ratios.get("baseline")),
                 line.baseline or "-", _x(line.ratios.get("floor")), _x(line.ratios.get("peer")),
+                _x(line.ratios.get("inline")),
             )
         )  # fmt: skip
     out = [_markdown(rows), "", _markdown([("target", "measured", "status")] + [

@@ -20,6 +20,8 @@ from chaos.harness import Row
 SCENARIOS: dict[str, Callable[[float], Row]] = {
     "baseline": scenarios.baseline,
     "kill-storm": scenarios.kill_storm,
+    "pool-kill-storm": scenarios.pool_kill_storm,
+    "pool-horse-kills": scenarios.pool_horse_storm,
     "crash-1-queue": partial(scenarios.crash_after_claim, queues="default"),
     "crash-3-queues": partial(scenarios.crash_after_claim, queues="high,default,low"),
     "sigterm-storm": scenarios.sigterm_storm,

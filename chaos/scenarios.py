@@ -1,8 +1,11 @@
-"""The seven scenarios of issue 4. Each returns a Row; each cleans up after itself."""
+"""The seven scenarios of issue 4, and issue 17's storms on pool mode. Each returns a Row; each
+cleans up after itself."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import threading
 import time
 import uuid
@@ -10,7 +13,7 @@ from collections.abc import Callable
 
 from app.infrastructure.queue.errors import QueueError, QueueFullError
 from app.infrastructure.queue.port import JobRequest
-from chaos.harness import Row, Run
+from chaos.harness import Fleet, Row, Run, direct_children
 from chaos.proxy import CuttingProxy
 
 FINISH_WITHIN = 180.0
@@ -32,6 +35,19 @@ def baseline(scale: float) -> Row:
 def kill_storm(scale: float) -> Row:
     """SIGKILL a worker and its work horse every ~2 s, and restart it."""
     return _storm_row("2 kill storm", "kill", int(2000 * scale), every=2.0, length=20.0 * scale)
+
+
+def pool_kill_storm(scale: float) -> Row:
+    """Issue 17: the kill storm on pool-mode workers (a worker and its long-lived horse, SIGKILLed)."""
+    return _storm_row(
+        "2b kill storm, pool mode", "kill", int(2000 * scale), every=2.0, length=20.0 * scale, mode="pool"
+    )
+
+
+def pool_horse_storm(scale: float) -> Row:
+    """Only the long-lived horses are SIGKILLed (the OOM killer's choice): the workers go on."""
+    jobs, length = int(2000 * scale), 20.0 * scale
+    return _storm_row("2c horse kills, pool mode", "kill_horses", jobs, every=1.0, length=length, mode="pool")
 
 
 def crash_after_claim(scale: float, queues: str) -> Row:
@@ -59,8 +75,9 @@ def sigterm_storm(scale: float) -> Row:
     return _storm_row("4 SIGTERM storm", "terminate", int(1500 * scale), every=1.5, length=20.0 * scale)
 
 
-def _storm_row(name: str, blow: str, jobs: int, every: float, length: float) -> Row:
-    """Strike the workers (`Fleet.kill` or `Fleet.terminate`) while they drain `jobs`.
+def _storm_row(name: str, blow: str, jobs: int, every: float, length: float, mode: str = "fork") -> Row:
+    """Strike the workers (`Fleet.kill` or `Fleet.terminate`, or only their horses) while they
+    drain `jobs`, in `mode` (fork or pool).
 
     Duplicates are bounded by the kills (a job killed after its work, before its outcome was
     recorded, runs again); a warm SIGTERM finishes its job, so it may cause none.
@@ -68,12 +85,13 @@ def _storm_row(name: str, blow: str, jobs: int, every: float, length: float) -> 
     run = Run()
     try:
         run.enqueue_batches(run.producer(), jobs, work=0.01)
-        fleet = run.fleet(2)
-        kills = _storm(run, getattr(fleet, blow), fleet, every=every, length=length)
+        fleet = run.fleet(2, "--mode", mode)
+        strike = _horse_killer(fleet) if blow == "kill_horses" else getattr(fleet, blow)
+        kills = _storm(run, strike, fleet, every=every, length=length)
         recovery = run.wait_final(FINISH_WITHIN)
         fleet.stop()
         row = run.account(Row(name, 0, kills=kills, recovery=recovery))
-        bound = kills if blow == "kill" else 0
+        bound = kills if blow.startswith("kill") else 0
         if row.duplicates > bound:
             row.failures.append(f"{row.duplicates} duplicates > {bound} ({kills} {blow}s)")
         return row
@@ -193,6 +211,18 @@ class _Producer:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=30)
+
+
+def _horse_killer(fleet: Fleet) -> Callable[[int], None]:
+    """A strike that SIGKILLs the work horses of one worker (its forker's children), not the worker."""
+
+    def strike(index: int) -> None:
+        for forker in direct_children(fleet.processes[index].pid):
+            for horse in direct_children(forker):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(horse, signal.SIGKILL)
+
+    return strike
 
 
 def _storm(run: Run, strike: Callable[[int], None], fleet: object, every: float, length: float) -> int:

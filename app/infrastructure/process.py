@@ -10,6 +10,7 @@ import subprocess
 from typing import Any
 
 _PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
 
 
 @functools.cache
@@ -30,6 +31,17 @@ def die_with_parent(signum: int = signal.SIGKILL) -> None:
     if prctl is not None:
         with contextlib.suppress(OSError):
             prctl(_PR_SET_PDEATHSIG, signum)
+
+
+def adopt_orphans() -> None:
+    """Linux: descendants orphaned below this process become its children (elsewhere: no-op).
+
+    A long-lived work horse uses it to find, and end, whatever a job started and left running.
+    """
+    prctl = _prctl()
+    if prctl is not None:
+        with contextlib.suppress(OSError):
+            prctl(_PR_SET_CHILD_SUBREAPER, 1)
 
 
 def stop_process(process: subprocess.Popen[Any] | None, grace: float = 10.0) -> None:

@@ -12,7 +12,7 @@ import click
 
 from app import logs
 from app.bootstrap import Services, bootstrap, default_settings
-from app.config import Settings
+from app.config import WORKER_MODES, Settings
 from app.exits import Exit, Fatal
 from app.infrastructure.queue.errors import QueueError
 from app.infrastructure.redis.locality import signing_warning
@@ -37,8 +37,8 @@ log = logging.getLogger("taskq.worker")
 )
 @click.option(
     "--mode",
-    type=click.Choice(["fork", "inline"]),
-    help="fork: a process per job (default); inline: faster, no isolation.",
+    type=click.Choice(list(WORKER_MODES)),
+    help="fork: a process per job (default); pool: reused processes (faster); inline: no isolation.",
 )
 @click.option("--max-jobs", type=click.IntRange(1), help="Exit after this many jobs.")
 @click.option("--name", help="Worker name (default: host.pid.random).")

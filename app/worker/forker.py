@@ -16,11 +16,15 @@ import select
 import signal
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.infrastructure.process import die_with_parent
 from app.worker.execution import JobRunner
-from app.worker.horse import dismiss, horse_main
+from app.worker.horse import dismiss, horse_main, pool_horse_main
+
+#: A work horse's entry point, given the runner and its two pipe ends; it never returns.
+HorseMain = Callable[[JobRunner, int, int], None]
 
 #: How long to wait for a spare work horse before the forker is deemed stuck and replaced.
 SPARE_WAIT = 30.0
@@ -47,12 +51,13 @@ class Forker:
     a child. The forker dies with the worker (PDEATHSIG), and its horses with it.
     """
 
-    def __init__(self, runner: JobRunner) -> None:
+    def __init__(self, runner: JobRunner, pooled: bool = False) -> None:
+        """`pooled`: its horses are pool mode's, each running jobs until retired (`pool_horse_main`)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         pid = os.fork()
         if pid == 0:  # the forker: never returns
             ours.close()
-            _forker_main(theirs, runner)
+            _forker_main(theirs, runner, pool_horse_main if pooled else horse_main)
         theirs.close()
         self.pid = pid
         self.sock = ours
@@ -152,7 +157,7 @@ class Forker:
             self.statuses[int(pid)] = int(status)
 
 
-def _forker_main(sock: socket.socket, runner: JobRunner) -> None:
+def _forker_main(sock: socket.socket, runner: JobRunner, main: HorseMain) -> None:
     code = 1
     try:
         gc.disable()  # it allocates next to nothing; a collection would only copy pages
@@ -176,7 +181,7 @@ def _forker_main(sock: socket.socket, runner: JobRunner) -> None:
                 if not message:
                     open_ = False
                 elif message == b"s":
-                    _fork_spare(sock, runner, (wake_read, wake_write))
+                    _fork_spare(sock, runner, (wake_read, wake_write), main)
                     children += 1
         code = 0
     finally:
@@ -197,7 +202,7 @@ def _reap_children(sock: socket.socket) -> int:
             sock.send(b"X%d:%d" % (pid, status))
 
 
-def _fork_spare(sock: socket.socket, runner: JobRunner, private: tuple[int, int]) -> None:
+def _fork_spare(sock: socket.socket, runner: JobRunner, private: tuple[int, int], main: HorseMain) -> None:
     job_read, job_write = os.pipe()
     outcome_read, outcome_write = os.pipe()
     pid = os.fork()
@@ -207,7 +212,7 @@ def _fork_spare(sock: socket.socket, runner: JobRunner, private: tuple[int, int]
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         for fd in (*private, job_write, outcome_read):
             os.close(fd)
-        horse_main(runner, job_read, outcome_write)
+        main(runner, job_read, outcome_write)
     os.close(job_read)
     os.close(outcome_write)
     with contextlib.suppress(OSError):  # the worker is gone: closing our ends lets the spare exit

@@ -8,16 +8,18 @@ down.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import pickle
+import resource
 import select
 import signal
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from app import tracing
-from app.infrastructure.process import die_with_parent
+from app.infrastructure.process import adopt_orphans, die_with_parent
 from app.infrastructure.queue.store import Claim
 from app.worker.execution import JobRunner, Outcome
 
@@ -36,16 +38,21 @@ class Horse:
     read_fd: int
 
 
+def become_horse() -> None:
+    """A forked child becomes a work horse: its own process group, dead with the forker, deaf to
+    SIGTERM. The worker decides when a job stops (SIGKILL for a timeout or a stop); a SIGTERM sent
+    to every process of a service (`systemctl stop`) must not kill the job the worker finishes."""
+    os.setpgrp()
+    die_with_parent(signal.SIGKILL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def horse_main(runner: JobRunner, job_read: int, outcome_write: int) -> None:
     """A work horse: runs exactly one job, handed to it later by `hand()`."""
     code = 1
     try:
-        os.setpgrp()
-        die_with_parent(signal.SIGKILL)
-        # The worker decides when a job stops (SIGKILL for a timeout or a stop). A SIGTERM sent to
-        # every process of a service (`systemctl stop`) must not kill the job the worker finishes.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        become_horse()
         runner.rehearse()
         handed = _read_all(job_read)
         if handed:
@@ -56,6 +63,92 @@ def horse_main(runner: JobRunner, job_read: int, outcome_write: int) -> None:
         code = 0
     finally:
         os._exit(code)
+
+
+def pool_horse_main(runner: JobRunner, job_read: int, outcome_write: int) -> None:
+    """A pool-mode work horse: runs the jobs handed to it by `hand_next()`, one at a time, until
+    its job pipe closes (the worker retires it) or it is killed. Each reply is the outcome and
+    the horse's peak resident memory, length-prefixed; then whatever the job started
+    and left running is ended, as fork mode's process-group kill does."""
+    code = 1
+    try:
+        become_horse()
+        adopt_orphans()  # a job's grandchildren, orphaned, come back to us to be ended
+        gc.enable()  # the forker runs without the collector; a horse running many jobs needs it
+        runner.rehearse()
+        while (handed := _read_message(job_read)) is not None:
+            outcome = runner.run(pickle.loads(handed))  # our own worker wrote it
+            tracing.flush()  # the worker may kill us (a later job's timeout) with spans buffered
+            payload = pickle.dumps((outcome, _peak_rss()))
+            _write_message(outcome_write, payload)
+            _end_strays()
+        code = 0
+    finally:
+        os._exit(code)
+
+
+def hand_next(horse: Horse, job_fd: int, claim: Claim) -> bool:
+    """Give a pool horse its next job; False if it is gone (its pipe has no reader)."""
+    try:
+        _write_message(job_fd, pickle.dumps(claim))
+    except OSError:
+        return False
+    return True
+
+
+def _peak_rss() -> int:
+    """This horse's peak resident memory, in bytes (one system call: reading /proc took 50 us)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+
+def _end_strays() -> None:
+    """End the processes the last job left running: none, most of the time (one system call).
+
+    Bounded rounds: a killed child's own children come back to us (`adopt_orphans`) to be ended.
+    """
+    for _ in range(10):
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0]:
+                pass  # reap those that ended
+        except ChildProcessError:
+            return  # no child at all
+        for pid in _children():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+
+
+def _children() -> list[int]:
+    found = []
+    for task in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError), open(f"/proc/self/task/{task}/children") as listed:
+            found += [int(pid) for pid in listed.read().split()]
+    return found
+
+
+def _read_message(fd: int) -> bytes | None:
+    """One length-prefixed message from a blocking pipe; None at end of file."""
+    head = _read_exactly(fd, 8)
+    if head is None:
+        return None
+    return _read_exactly(fd, int.from_bytes(head, "big"))
+
+
+def _read_exactly(fd: int, size: int) -> bytes | None:
+    chunks, left = [], size
+    while left:
+        chunk = os.read(fd, min(left, 1 << 16))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _write_message(fd: int, payload: bytes) -> None:
+    view = memoryview(len(payload).to_bytes(8, "big") + payload)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def hand(spare: Spare, claim: Claim) -> Horse:
@@ -80,21 +173,8 @@ def watch(horse: Horse, claim: Claim, kill_after: float, forker: Forker) -> tupl
     reports, ends the wait too. Once the outcome is in, the child's process group is killed, so
     nothing the job started outlives it. Returns (the outcome or None, how it ended).
     """
-    inbox = _Inbox()
-    deadline = claim.started + kill_after
-    ended = ""
     try:
-        while not inbox.complete:
-            watched = [horse.read_fd] if forker.gone else [horse.read_fd, forker.sock.fileno()]
-            readable, _, _ = select.select(watched, [], [], max(0.0, deadline - time.time()))
-            if horse.read_fd in readable and not inbox.read(horse.read_fd):
-                break  # end of file: the child is gone
-            if forker.sock.fileno() in readable and forker.exited(horse.pid):
-                inbox.drain(horse.read_fd)
-                break
-            if not readable and time.time() >= deadline:
-                ended = f"killed after its timeout of {kill_after:g} s"
-                break
+        inbox, ended = _await(horse, claim.started, kill_after, forker)
     finally:
         os.close(horse.read_fd)
     # What the job started and left running dies with it (at its timeout, the child too).
@@ -103,6 +183,36 @@ def watch(horse: Horse, claim: Claim, kill_after: float, forker: Forker) -> tupl
         with contextlib.suppress(Exception):
             return pickle.loads(inbox.payload()), ""  # our own child wrote it
     return None, ended or _how_it_ended(forker, horse.pid)
+
+
+def watch_pooled(horse: Horse, claim: Claim, kill_after: float, forker: Forker) -> tuple[Any, str]:
+    """`watch` for a long-lived horse (pool mode): with its reply in, the horse is left running
+    for the next job. Without one (dead, killed at its timeout), its process group is killed and
+    the caller closes its pipes. Returns (the reply or None, how it ended)."""
+    inbox, ended = _await(horse, claim.started, kill_after, forker)
+    if not ended and inbox.complete:
+        with contextlib.suppress(Exception):
+            return pickle.loads(inbox.payload()), ""  # our own child wrote it
+    kill_group(horse.pid)
+    return None, ended or _how_it_ended(forker, horse.pid)
+
+
+def _await(horse: Horse, started: float, kill_after: float, forker: Forker) -> tuple[_Inbox, str]:
+    """Read the horse's length-prefixed reply until it is complete, the horse is gone, or it is
+    `kill_after` seconds past `started` (then: why it ended)."""
+    inbox = _Inbox()
+    deadline = started + kill_after
+    while not inbox.complete:
+        watched = [horse.read_fd] if forker.gone else [horse.read_fd, forker.sock.fileno()]
+        readable, _, _ = select.select(watched, [], [], max(0.0, deadline - time.time()))
+        if horse.read_fd in readable and not inbox.read(horse.read_fd):
+            break  # end of file: the child is gone
+        if forker.sock.fileno() in readable and forker.exited(horse.pid):
+            inbox.drain(horse.read_fd)
+            break
+        if not readable and time.time() >= deadline:
+            return inbox, f"killed after its timeout of {kill_after:g} s"
+    return inbox, ""
 
 
 def _how_it_ended(forker: Forker, pid: int) -> str:

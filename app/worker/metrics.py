@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from app.infrastructure.queue.admin import STATES, LimitUse, QueueAdmin, QueueCounts, WaitingJob, WorkerInfo
@@ -135,6 +135,7 @@ class QueueCollector(Collector):
             leads = self.lease.hold()
             counts, workers = (self.admin.counts(), self.admin.workers()) if leads else ([], [])
             limits, handed_back = (self.admin.limits(), self.admin.waiting()) if leads else ([], [])
+            pruned = self.admin.pruned() if leads else {}
         except QueueError as exc:
             log.warning("metrics: cannot read the queues: %s", exc)
             up.add_metric([], 0)
@@ -146,6 +147,7 @@ class QueueCollector(Collector):
         if leads:
             yield from _cluster_gauges(counts, workers)
             yield from _flow_gauges(counts, limits, handed_back)
+            yield _pruned(pruned)
             strangers = GaugeMetricFamily(
                 "taskq_foreign_workers", "Live workers on our queues that are not taskq's (plain rq workers)."
             )
@@ -196,6 +198,18 @@ def _flow_gauges(
     for c in counts:
         unknown.add_metric([c.queue], sum(job.queue == c.queue for job in handed_back))
     yield from (running, waiting, unknown)
+
+
+def _pruned(pruned: dict[str, int]) -> Metric:
+    """Read from Redis (every worker's prunes, kept across restarts), so it is a counter, not a gauge."""
+    family = CounterMetricFamily(
+        "taskq_failed_pruned",
+        "Failed jobs deleted, oldest first, because the queue's failed registry held QUEUE_MAX_FAILED.",
+        labels=["queue"],
+    )
+    for queue, count in pruned.items():
+        family.add_metric([queue], count)
+    return family
 
 
 def serve(port: int, host: str, admin: QueueAdmin) -> MetricsEvents:

@@ -1,7 +1,8 @@
-"""Where a claimed job runs: in a work horse (`ForkMode`, the default) or in the worker (`InlineMode`).
+"""Where a claimed job runs: in a work horse per job (`ForkMode`, the default), in a long-lived work
+horse (`PoolMode`, pool.py), or in the worker (`InlineMode`).
 
-Both run the same `JobRunner`; they differ in isolation and in how a running job is cut short:
-fork mode kills the horse's process group (timeout, stop, cold shutdown), inline mode raises
+All run the same `JobRunner`; they differ in isolation and in how a running job is cut short:
+fork and pool modes kill the horse's process group (timeout, stop, cold shutdown), inline mode raises
 inside the job from a signal handler (SIGALRM for the timeout, SIGUSR1 for a stop).
 """
 
@@ -100,6 +101,7 @@ class ForkMode:
     """Each job runs in a work horse of its own, forked ahead by the forker; killed at its timeout."""
 
     name = "fork"
+    pooled = False  # pool mode's horses run many jobs each (pool.py)
 
     def __init__(self, runner: JobRunner, shutdown: Shutdown) -> None:
         self.runner, self.shutdown = runner, shutdown
@@ -111,7 +113,7 @@ class ForkMode:
 
     def start(self) -> None:
         gc.freeze()  # what is loaded now is shared with every work horse, never collected by them
-        self._forker = Forker(self.runner)  # before any thread starts: no lock is inherited
+        self._forker = Forker(self.runner, self.pooled)  # before any thread starts: no lock is inherited
         self._forker.ask()
 
     def run(self, claim: Claim) -> Outcome:
@@ -127,8 +129,10 @@ class ForkMode:
         finally:
             self._horse_pid = 0
             self._current = None
-        if outcome is not None:
-            return outcome
+        return outcome if outcome is not None else self._no_outcome(claim, ended)
+
+    def _no_outcome(self, claim: Claim, ended: str) -> Outcome:
+        """What a job whose horse left no outcome ended as: stopped, put back, or terminated."""
         if self.shutdown.stopping(claim.job_id):
             return Outcome(Ending.STOPPED, error=f"{_STOPPED}; work horse killed")
         if self.shutdown.cold.is_set():
@@ -165,10 +169,14 @@ class ForkMode:
                 log.warning("the work-horse forker is gone; starting a new one")
                 with contextlib.suppress(Exception):
                     self._forker.close(timeout=1.0)
-            self._forker = Forker(self.runner)
+            self._forker = Forker(self.runner, self.pooled)
         return self._forker
 
 
 def make_mode(name: str, runner: JobRunner, shutdown: Shutdown) -> Mode:
-    """The mode called `name` ('fork' or 'inline')."""
+    """The mode called `name` ('fork', 'pool' or 'inline')."""
+    if name == "pool":
+        from app.worker.pool import PoolMode  # it builds on ForkMode, above
+
+        return PoolMode(runner, shutdown)
     return ForkMode(runner, shutdown) if name == "fork" else InlineMode(runner, shutdown)

@@ -56,7 +56,14 @@ class Upkeep:
         except QueueError as exc:
             log.warning("heartbeat failed: %s", exc)
             return
-        if claim is not None and beat.job_ours is False and claim is not self._lost:
+        # Not ours any more, and still running here: a job that ended (and was recorded) while the
+        # heartbeat was in flight is not ours either, and the next job must not be cut short for it.
+        if (
+            claim is not None
+            and beat.job_ours is False
+            and claim is not self._lost
+            and worker.current is claim
+        ):
             self._lost = claim
             log.warning(
                 "job taken back by the reaper id=%s: this worker missed its heartbeat deadline; "

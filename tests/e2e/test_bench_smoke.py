@@ -29,10 +29,10 @@ EXPECTED = {
         "redis RPUSH",
     },
     "bulk": {"taskq enqueue_many", "taskq enqueue_many (signed)", "rq enqueue_many", "pipelined RPUSH"},
-    "drain 1p": {"taskq fork", "taskq inline", "rq Worker", "rq SimpleWorker"},
-    "drain 2p": {"taskq fork", "taskq inline", "rq Worker", "rq SimpleWorker"},
-    "latency": {"taskq inline", "taskq fork", "rq SimpleWorker", "rq Worker"},
-    "memory": {"taskq inline"},
+    "drain 1p": {"taskq fork", "taskq pool", "taskq inline", "rq Worker", "rq SimpleWorker"},
+    "drain 2p": {"taskq fork", "taskq pool", "taskq inline", "rq Worker", "rq SimpleWorker"},
+    "latency": {"taskq inline", "taskq fork", "taskq pool", "rq SimpleWorker", "rq Worker"},
+    "memory": {"taskq inline", "taskq pool"},
     "job bytes": {"taskq", "taskq (signed)", "rq Queue.enqueue"},
     "drain limits": {"taskq inline", "taskq inline, concurrency:64", "taskq inline, per key (100 keys)"},
 }
@@ -71,3 +71,18 @@ def test_quick_bench_writes_every_row_with_positive_figures(tmp_path):
     assert document["targets"] and all(t["status"] in statuses for t in document["targets"])
     assert document["machine"]["redis"] and document["payload_bytes"] > 0
     assert "| row " in done.stdout  # the table was printed
+
+
+@pytest.mark.timeout(200)
+def test_quick_scaling_curve_writes_every_point(tmp_path):
+    output = tmp_path / "scaling.json"
+    env = {**os.environ, "BENCH_QUICK": "1", "BENCH_SCALING_JOBS": "300"}
+    env["BENCH_SCALING_OUTPUT"] = str(output)
+    command = [sys.executable, "-m", "bench.scaling"]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=190)
+    assert done.returncode == 0, done.stderr[-3000:]
+    points = json.loads(output.read_text())["points"]
+    assert {(p["mode"], p["processes"]) for p in points} == {
+        (mode, n) for mode in ("inline", "pool") for n in (1, 2, 4, 8)
+    }
+    assert all(p["jobs_s"] > 0 and p["redis_us_per_job"] > 0 for p in points)

@@ -88,6 +88,9 @@ def test_a_lone_keys_job_starts_among_the_first_while_another_key_has_a_thousand
         [JobRequest("span", {"path": str(ledger), "seconds": 0.0}, limit_key="big") for _ in range(1000)]
     )
     lone = queue.enqueue("span", {"path": str(ledger), "seconds": 0.0}, limit_key="small")
+    # Keyed jobs wait in their key's group, one enqueue or a batch alike; the keys take turns.
+    assert r.llen("rq:queue:default") == 0 and r.lrange("taskq:ring:default", 0, -1) == [b"big", b"small"]
+    assert (r.llen("taskq:group:default:big"), r.llen("taskq:group:default:small")) == (1000, 1)
     with WorkerProcess(limited, "--mode", "inline"):
         view = queue.wait(lone, timeout=30)
     started = sorted(

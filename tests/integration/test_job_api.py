@@ -118,7 +118,7 @@ def test_fifty_concurrent_enqueues_with_one_key_make_one_job_that_runs_once(sett
     assert r.zcard("rq:finished:default") >= 1
 
 
-@pytest.mark.parametrize("mode", ["fork", "inline"])
+@pytest.mark.parametrize("mode", ["fork", "pool", "inline"])
 def test_a_job_over_its_timeout_is_killed_and_the_worker_goes_on(settings, r, mode):
     queue = RQQueue(r, settings)
     slow = queue.enqueue("sleep", {"seconds": 30}, timeout=1)
@@ -205,7 +205,7 @@ def test_cancel_a_scheduled_job_and_its_dependents(settings, r, tmp_path):
     assert r.zscore("rq:canceled:default", scheduled) is not None
 
 
-@pytest.mark.parametrize("mode", ["fork", "inline"])
+@pytest.mark.parametrize("mode", ["fork", "pool", "inline"])
 def test_stop_a_running_job_ends_it_stopped_without_retry(settings, r, mode):
     queue = RQQueue(r, settings)
     job_id = queue.enqueue("sleep", {"seconds": 30}, retry=3)

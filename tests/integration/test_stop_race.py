@@ -18,7 +18,7 @@ from app.worker.preflight import resolve_jobs
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.parametrize("mode", ["fork", "inline"])
+@pytest.mark.parametrize("mode", ["fork", "pool", "inline"])
 def test_a_stop_recorded_between_claim_and_run_stops_the_job(settings, r, mode):
     services = bootstrap(settings, connection=r)
     job_id = services.queue.enqueue("sleep", {"seconds": 5})

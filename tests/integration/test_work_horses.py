@@ -101,7 +101,7 @@ def test_a_sigterm_to_every_process_of_the_service_lets_the_job_finish(settings,
     assert (view.status, view.attempts) == (JobStatus.FINISHED, 1), view.error
 
 
-@pytest.mark.parametrize("mode", ["fork", "inline"])
+@pytest.mark.parametrize("mode", ["fork", "pool", "inline"])
 def test_sys_exit_in_a_job_fails_the_job_not_the_worker(settings, r, mode):
     queue = RQQueue(r, settings)
     job_id = queue.enqueue("exit_now", {"code": 0}, retry=0)

@@ -103,6 +103,7 @@ TEST_JOBS = (
     ("big_result", f"{__name__}.big_result"),
     ("span", f"{__name__}.span"),
     ("rate_limited_once", f"{__name__}.rate_limited_once"),
+    ("hold_memory", f"{__name__}.hold_memory"),
 )
 #: The job a deploy adds: producers and new workers register it next to TEST_JOBS, old workers do not.
 LATER_JOB = ("added_later", f"{__name__}.added_later")
@@ -145,3 +146,15 @@ def rate_limited_once(path: str, retry_after: float) -> int:
     if runs == 1:
         raise RateLimited(retry_after)
     return runs
+
+
+_HELD: list[bytearray] = []  # what `hold_memory` keeps: pool mode's horses outlive a job
+
+
+def hold_memory(mb: int) -> int:
+    """Keeps `mb` MiB resident after it returns (a leak, as far as its process can tell); its pid."""
+    block = bytearray(mb << 20)
+    for offset in range(0, len(block), 4096):
+        block[offset] = 1  # touched: resident, not just reserved
+    _HELD.append(block)
+    return os.getpid()

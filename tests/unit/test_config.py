@@ -23,9 +23,12 @@ def test_reads_every_variable_back_from_to_env():
             "QUEUE_SIGNING_KEY": "k" * 32,
             "QUEUE_SIGNING_KEYS_OLD": "o" * 32 + "," + "p" * 32,
             "QUEUE_EXTRA_JOBS": "x=pkg.mod.fn",
-            "WORKER_MODE": "inline",
+            "WORKER_MODE": "pool",
+            "WORKER_MAX_JOBS_PER_HORSE": "50",
+            "WORKER_MAX_HORSE_RSS_MB": "0",
         }
     )
+    assert (settings.worker_mode, settings.max_jobs_per_horse, settings.max_horse_rss_mb) == ("pool", 50, 0)
     assert settings.queue_for("high") == "urgent"
     assert settings.serializer == "json"
     assert settings.ttl == 600
@@ -41,7 +44,9 @@ def test_reads_every_variable_back_from_to_env():
         ("QUEUE_NAMES", "a,b", "three distinct names"),
         ("QUEUE_NAMES", "a,b,a:intermediate", "queue names must match"),
         ("QUEUE_SERIALIZER", "yaml", "'pickle' or 'json'"),
-        ("WORKER_MODE", "threads", "'fork' or 'inline'"),
+        ("WORKER_MODE", "threads", "'fork', 'pool' or 'inline'"),
+        ("WORKER_MAX_JOBS_PER_HORSE", "0", ">= 1"),
+        ("WORKER_MAX_HORSE_RSS_MB", "-1", ">= 0"),
         ("LOG_LEVEL", "LOUD", "must be one of"),
         ("QUEUE_RETRY_JITTER", "2", "<= 1"),
         ("QUEUE_EXTRA_JOBS", "nameonly", "name=package.module.function"),

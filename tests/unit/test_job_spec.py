@@ -192,3 +192,16 @@ def test_params_must_be_a_mapping_none_included():
 def test_an_unknown_option_is_refused_by_name():
     with pytest.raises(InvalidOptionError, match="prioritty"):
         builder().build(JobRequest(INGEST_DOC_JOB, {"doc_id": "1"}, prioritty="high"), NOW)
+
+
+def test_a_request_without_options_gets_what_the_options_path_gives_by_default():
+    """The no-options fast path (defaults computed once) and the general one build the same job."""
+    fast = builder(ttl=60).build(JobRequest("add", {"a": 1, "b": 2}), NOW)
+    general = builder(ttl=60).build(JobRequest("add", {"a": 1, "b": 2}, priority="default"), NOW)
+    random_parts = {"job_id", "retry_intervals"}
+    assert {k: v for k, v in fast._asdict().items() if k not in random_parts} == {
+        k: v for k, v in general._asdict().items() if k not in random_parts
+    }
+    assert len(fast.job_id) == 32 and len(fast.retry_intervals) == len(general.retry_intervals) == 3
+    for got, base in zip(fast.retry_intervals, (10.0, 60.0, 300.0), strict=True):
+        assert base * 0.9 <= got <= base * 1.1

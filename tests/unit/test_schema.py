@@ -18,6 +18,7 @@ from app.infrastructure.queue.schema import (
     JobStatus,
     Layout,
     SchemaError,
+    pack_fields,
     pack_record,
     packer,
     record_fields,
@@ -63,10 +64,10 @@ def test_a_script_gets_only_the_shared_functions_it_calls():
 
 
 def test_packers_take_names_only_and_keep_the_layout_order():
-    keys_, args = packer("reap")(queue="q", error=b"e", error_b64="b", limit=5)
-    assert (keys_, args) == ([], ["q", b"e", "b", 5])
+    keys_, args = packer("reap")(queue="q", error=b"e", error_b64="b", limit=5, max_failed=9)
+    assert (keys_, args) == ([], ["q", b"e", "b", 5, 9])
     with pytest.raises(TypeError):
-        packer("reap")(queue="q", error=b"e", error_b64="b")  # limit missing
+        packer("reap")(queue="q", error=b"e", error_b64="b", max_failed=9)  # limit missing
     with pytest.raises(TypeError):
         packer("cancel")(job_id="j", queue="default")  # not an argument
     with pytest.raises(TypeError):
@@ -108,3 +109,10 @@ def test_transitions_and_groups_speak_of_real_statuses():
 def test_python_builds_keys_from_the_same_templates():
     assert keys.job("x") == KEYS["job"].format("x")
     assert keys.key("started", "default") == "rq:wip:default"
+
+
+def test_the_fields_packer_gives_the_hash_pairs_a_record_fills():
+    names = [name for name, _ in JOB_RECORD]
+    values = {name: f"<{name}>" for name in names} | {"ttl": "", "sig": b""}
+    pairs = pack_fields(**values)
+    assert dict(zip(pairs[::2], pairs[1::2], strict=True)) == record_fields(pack_record(**values))

@@ -135,6 +135,16 @@ class QueueAdmin:
             found[queue] += int(length)
         return found
 
+    def pruned(self, queues: Sequence[str] | None = None) -> dict[str, int]:
+        """Per queue: failed jobs deleted so far because the registry was full (QUEUE_MAX_FAILED).
+
+        Raises:
+            QueueUnavailableError: Redis unreachable.
+        """
+        names = list(queues) if queues is not None else self.queues()
+        found = self._guard.call(lambda: self.connection.mget([keys.key("pruned", q) for q in names]))
+        return {queue: int(raw or 0) for queue, raw in zip(names, found, strict=True)}
+
     def _oldest_ages(self, names: list[str], heads: list[list[bytes]], now: float) -> dict[str, float | None]:
         def read() -> list[Any]:
             with self.connection.pipeline(transaction=False) as pipe:

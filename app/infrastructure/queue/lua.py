@@ -43,7 +43,7 @@ from app.infrastructure.queue.schema import (
 
 NAMES = tuple(LAYOUTS)
 #: The shared functions; a script gets those it calls (directly or through another), no more.
-_LIBRARIES = ("prelude", "lib_limits", "lib_jobs", "lib_worker")
+_LIBRARIES = ("prelude", "lib_limits", "lib_jobs", "lib_worker", "lib_failed")
 _FUNCTION = re.compile(r"^local function (\w+)\(", re.MULTILINE)
 
 _CONSTANTS = {
@@ -193,9 +193,8 @@ def _tail(layout: Layout) -> list[str]:
     """The reader of the layout's tail: values, one job record, `count` records, or `count`
     (tick, record) pairs; as the local `A_<tail>`."""
     first = len(layout.args) + 1
-    if layout.tail not in ("job", "jobs", "ticks"):
-        name = f"A_{layout.tail}"
-        return [f"local {name} = {{}}", f"for i = {first}, #ARGV do {name}[#{name} + 1] = ARGV[i] end"]
+    if layout.tail not in ("job", "jobs", "ticks"):  # a few values (queues, counts, hash pairs): one C call
+        return [f"local A_{layout.tail} = {{unpack(ARGV, {first})}}"]
     lines = _record_reader()
     if layout.tail == "job":
         return [*lines, f"local A_job = read_job({first})"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
@@ -51,15 +51,21 @@ class RetryPolicy:
 
     def intervals(self, rng: random.Random | None = None) -> list[float]:
         """The waits before retry 1, 2, ... `max_retries`, in seconds, each with its jitter."""
-        draw = (rng or random).random
-        spread = self.jitter
-        return [round(max(0.0, wait * (1 + spread * (2 * draw() - 1))), 3) for wait in _waits(self)]
+        return jittered(self._waits, self.jitter, (rng or random).random)
+
+    @functools.cached_property
+    def _waits(self) -> tuple[float, ...]:
+        """The waits without jitter, computed once per policy (intervals() runs on every enqueue)."""
+        return tuple(min(self.cap, self.base * self.factor**n) for n in range(self.max_retries))
 
 
-@functools.cache
-def _waits(policy: RetryPolicy) -> tuple[float, ...]:
-    """The waits without jitter; computed once per policy (it runs on every enqueue)."""
-    return tuple(min(policy.cap, policy.base * policy.factor**n) for n in range(policy.max_retries))
+def jittered(waits: Sequence[float], spread: float, draw: Callable[[], float]) -> list[float]:
+    """Each wait spread by +/- `spread` (a fraction, at most 1), to the millisecond.
+
+    It runs on every enqueue, so it is written for speed: no `round` (half a microsecond each).
+    """
+    spread = min(spread, 1.0)  # a wait never turns negative
+    return [int(wait * (1000 + spread * (2000 * draw() - 1000)) + 0.5) / 1000 for wait in waits]
 
 
 @dataclass(frozen=True)

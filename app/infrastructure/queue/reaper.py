@@ -49,8 +49,11 @@ class Reaped:
 class Reaper:
     """Runs the reaper and registry cleanup for a set of queues, at most once per interval each."""
 
-    def __init__(self, connection: redis.Redis, queues: Sequence[str], interval: float, owner: str) -> None:
+    def __init__(
+        self, connection: redis.Redis, queues: Sequence[str], interval: float, owner: str, max_failed: int = 0
+    ) -> None:
         self.connection = connection
+        self.max_failed = max_failed  # QUEUE_MAX_FAILED: what a failed registry keeps (0: no bound)
         self.where = describe(connection)
         self.queues = tuple(queues)
         self.interval = interval
@@ -93,7 +96,9 @@ class Reaper:
     def reap(self, queue: str) -> tuple[list[str], list[str]]:
         """Take back this queue's expired executions (by Redis's clock): (requeued ids, failed ids)."""
         packed, b64 = encode_error(ABANDONED)
-        _, args = _reap_args(queue=queue, error=packed, error_b64=b64, limit=REAP_LIMIT)
+        _, args = _reap_args(
+            queue=queue, error=packed, error_b64=b64, limit=REAP_LIMIT, max_failed=self.max_failed
+        )
         names = [text(item) for item in self._reap(args=args)]
         split = names.index("|")
         return names[:split], names[split + 1 :]

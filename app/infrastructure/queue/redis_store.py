@@ -45,9 +45,12 @@ class RedisJobStore:
         heartbeat_ttl: int,
         worker_ttl: int,
         limits: str = "",
+        max_failed: int = 0,
     ) -> None:
-        """`limits`: the claim script's limits argument (`limits.script_argument`), '' for none."""
+        """`limits`: the claim script's limits argument (`limits.script_argument`), '' for none;
+        `max_failed`: the most jobs a queue's failed registry keeps (QUEUE_MAX_FAILED; 0: no bound)."""
         self.connection = connection
+        self.max_failed = max_failed
         self.where = describe(connection)
         self.key, self.name, self.queues = keys.key("worker", name), name, list(queues)
         self.heartbeat_ttl, self.worker_ttl = heartbeat_ttl, worker_ttl
@@ -160,6 +163,7 @@ class RedisJobStore:
             retry_in="" if retry_in is None else repr(retry_in),
             error=packed,
             error_b64=b64,
+            max_failed=self.max_failed,
         )
         with translating(self.where):
             done = Recorded(int(self._fail(keys=script_keys, args=args)[0]))

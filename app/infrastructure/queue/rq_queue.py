@@ -33,7 +33,7 @@ from app.infrastructure.queue.job_paths import JobRegistry
 from app.infrastructure.queue.job_spec import JobSpec, JobSpecBuilder, spec_record
 from app.infrastructure.queue.port import NO_PARAMS, JobRequest, JobView
 from app.infrastructure.queue.record import JobRecord, text
-from app.infrastructure.queue.schema import GROUPS, Field, JobStatus, packer
+from app.infrastructure.queue.schema import GROUPS, Field, JobStatus, pack_fields, packer
 from app.infrastructure.queue.serialization import Serializer
 from app.infrastructure.queue.views import job_view
 from app.infrastructure.redis.connection import Guard
@@ -103,7 +103,7 @@ class RQQueue:
             QueueUnavailableError, QueueFullError: Redis unreachable, slow or full, after bounded
             retries (retryable). QueuePermissionError: a wrong password or ACL (not retryable).
         """
-        spec = self._builder.build(JobRequest(job_name, params, **options), time.time())
+        spec = self._builder.build_call(job_name, params, options, time.time())
         if options.get("require_worker"):
             self._check_known([spec])
         self._write([spec])
@@ -179,7 +179,13 @@ class RQQueue:
             _, args = _enqueue_one_args(
                 check_live="1" if spec.explicit_id else "0",
                 register="1" if register else "0",
-                job=spec_record(spec, trace),
+                job_id=spec.job_id,
+                queue=spec.queue,
+                run_at="" if spec.run_at is None else repr(spec.run_at),
+                run_in="" if spec.run_in is None else repr(spec.run_in),
+                ttl=spec.ttl or "",
+                limit_key=spec.limit_key,
+                fields=spec_record(spec, trace, pack_fields),
             )
             reply = self._guard.call(lambda: self._enqueue_one(args=args))
             self._registered.add(spec.queue)

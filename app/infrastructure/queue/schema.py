@@ -226,6 +226,7 @@ KEYS: Mapping[str, str] = MappingProxyType(
         "groups": "taskq:groups:{}",  # every key of a queue with jobs in its group
         "unknown": "taskq:unknown:{}",  # handed-back ids, scored by their attempts then (a run adds one)
         "metrics_leader": "taskq:metrics-leader",  # the one worker exporting cluster-wide gauges
+        "pruned": "taskq:pruned:{}",  # failed jobs deleted over QUEUE_MAX_FAILED, ever, per queue
     }
 )
 
@@ -283,7 +284,8 @@ LISTS: Mapping[str, tuple[str, ...]] = MappingProxyType({"claim_fields": CLAIM_F
 class Layout:
     """A script's arguments: KEYS by name, ARGV by name, then optionally a variable tail.
 
-    `tail` is a list of values (`"queues"`); `"job"`, one job record (JOB_RECORD followed by its
+    `tail` is a list of values (`"queues"`: a few, not thousands, as Lua's `unpack` takes them);
+    `"job"`, one job record (JOB_RECORD followed by its
     dependency count and ids); or `"jobs"`, `count` such records.
     """
 
@@ -305,19 +307,24 @@ FINISH_ARGS += ("claim_next", "next_exec_id", "heartbeat_ttl", "worker_ttl", "pr
 
 LAYOUTS: Mapping[str, Layout] = MappingProxyType(
     {
-        "enqueue_one": Layout(args=("check_live", "register"), tail="job"),
+        # A JOB_RECORD's values that the script reads itself, then its hash pairs (`pack_fields`).
+        "enqueue_one": Layout(
+            args=("check_live", "register", "job_id", "queue", "run_at", "run_in", "ttl", "limit_key"),
+            tail="fields",
+        ),
         "enqueue": Layout(args=("count",), tail="jobs"),
         "dequeue": Layout(keys=("worker_key",), args=CLAIM_ARGS, tail="queues"),
         "finish": Layout(keys=("worker_key",), args=FINISH_ARGS, tail="queues"),
         "fail": Layout(
-            keys=("worker_key",), args=(*ATTEMPT_ARGS, "ending", "retry_in", "error", "error_b64")
+            keys=("worker_key",),
+            args=(*ATTEMPT_ARGS, "ending", "retry_in", "error", "error_b64", "max_failed"),
         ),
         "heartbeat": Layout(
             keys=("worker_key",),
             args=("job_id", "queue", "exec_id", "heartbeat_ttl", "worker_ttl", "working_time"),
             tail="counts",
         ),
-        "reap": Layout(args=("queue", "error", "error_b64", "limit")),
+        "reap": Layout(args=("queue", "error", "error_b64", "limit", "max_failed")),
         # A schedule's due ticks, oldest first: `count` (tick, job record) pairs, if `last_seen` is
         # still its last tick (else another worker fired them: nothing is written). `through`: the
         # latest due tick, `missed` of the ones before it too old to fire.
@@ -360,6 +367,15 @@ pack_record = _generate(
     "pack_record",
     ", ".join(RECORD_NAMES) + ", depends_on=()",
     f"[{', '.join(RECORD_NAMES)}, len(depends_on), *depends_on]",
+)
+
+
+_FILLS = [(name, target) for name, targets in JOB_RECORD for target in targets]
+#: The job hash pairs one JOB_RECORD fills, flat ('' values are not written): enqueue_one's tail.
+pack_fields = _generate(
+    "pack_fields",
+    ", ".join(RECORD_NAMES) + ", depends_on=()",
+    "[" + ", ".join(f"*(({t!r}, {n}) if {n} != '' and {n} != b'' else ())" for n, t in _FILLS) + "]",
 )
 
 

@@ -35,4 +35,5 @@ if ending ~= E.failed and ending ~= E.stopped then error('taskq: unknown ending 
 local status = ending == E.stopped and S.stopped or S.failed
 local result = ending == E.stopped and RESULT.stopped or RESULT.failed
 record_failure(MOVE.fail, id, queue, status, result, now, now_iso, A.error_b64, A.worker)
+prune_failed(queue, A.max_failed)
 return {1, status}

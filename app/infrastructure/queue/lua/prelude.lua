@@ -8,20 +8,21 @@
 -- epoch: H. Hinnant's `civil_from_days`.
 local function server_now()
   local t = redis.call('TIME')
+  local floor = math.floor  -- a local: 13 table lookups fewer on every script's clock
   local secs, usec = tonumber(t[1]), tonumber(t[2])
-  local days = math.floor(secs / 86400)
+  local days = floor(secs / 86400)
   local rem = secs - days * 86400
   local z = days + 719468
-  local era = math.floor(z / 146097)
+  local era = floor(z / 146097)
   local doe = z - era * 146097
-  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
-  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
-  local mp = math.floor((5 * doy + 2) / 153)
-  local day = doy - math.floor((153 * mp + 2) / 5) + 1
+  local yoe = floor((doe - floor(doe / 1460) + floor(doe / 36524) - floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + floor(yoe / 4) - floor(yoe / 100))
+  local mp = floor((5 * doy + 2) / 153)
+  local day = doy - floor((153 * mp + 2) / 5) + 1
   local month = mp < 10 and mp + 3 or mp - 9
   local year = yoe + era * 400 + (month <= 2 and 1 or 0)
   return secs + usec / 1000000, string.format('%04d-%02d-%02dT%02d:%02d:%02d.%06dZ', year, month, day,
-    math.floor(rem / 3600), math.floor(rem % 3600 / 60), rem % 60, usec)
+    floor(rem / 3600), floor(rem % 3600 / 60), rem % 60, usec)
 end
 
 -- One wake-up token for the idle workers blocked on a queue's token list (bounded).

@@ -30,6 +30,7 @@ for _, entry in ipairs(expired) do
     end
   end
 end
+if #failed > 0 then prune_failed(queue, A.max_failed) end
 requeued[#requeued + 1] = '|'
 for _, id in ipairs(failed) do requeued[#requeued + 1] = id end
 return requeued

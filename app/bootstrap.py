@@ -18,9 +18,11 @@ from functools import cached_property
 from typing import Any
 
 import redis
+import redis.asyncio as aioredis
 
 from app.config import ConfigError, Settings
 from app.infrastructure.queue.admin import QueueAdmin
+from app.infrastructure.queue.async_queue import AsyncRQQueue
 from app.infrastructure.queue.directory import WorkerDirectory
 from app.infrastructure.queue.job_paths import LIMITS, JobRegistry
 from app.infrastructure.queue.job_spec import JobSpecBuilder
@@ -34,6 +36,7 @@ from app.infrastructure.queue.redis_store import RedisJobStore
 from app.infrastructure.queue.rq_queue import RQQueue
 from app.infrastructure.queue.schedule_store import ScheduleStore
 from app.infrastructure.queue.serialization import Serializer, make_serializer
+from app.infrastructure.redis.async_connection import connect_async
 from app.infrastructure.redis.connection import connect
 from app.worker.events import WorkerEvents
 from app.worker.execution import JobRunner
@@ -168,6 +171,53 @@ class Services:
     def schedule_store(self) -> ScheduleStore:
         """The schedules' state in Redis, and the script that fires their ticks."""
         return ScheduleStore(self.connection, JobSpecBuilder(self.settings, self.registry, self.serializer))
+
+
+class AsyncServices:
+    """The asyncio parts for one `Settings` (an `async def` service's producer), built when first asked for.
+
+    Build it in the service's lifespan (it holds a `redis.asyncio` pool, which belongs to the loop
+    it was first used on) and `await services.aclose()` on shutdown.
+    """
+
+    def __init__(self, settings: Settings, connection: aioredis.Redis | None = None) -> None:
+        self.settings = settings
+        if connection is not None:
+            self.__dict__["connection"] = connection
+
+    @cached_property
+    def registry(self) -> JobRegistry:
+        return registry_for(self.settings)
+
+    @cached_property
+    def serializer(self) -> Serializer:
+        return serializer_for(self.settings)
+
+    @cached_property
+    def connection(self) -> aioredis.Redis:
+        """A `redis.asyncio` client for `REDIS_URL` (`QueueUnavailableError`: bad or Sentinel URL)."""
+        return connect_async(self.settings)
+
+    @cached_property
+    def queue(self) -> AsyncRQQueue:
+        """The producer, as coroutines: `await queue.enqueue(...)`, `get`, `wait`, `cancel`, `stop`."""
+        return AsyncRQQueue(self.connection, self.settings, self.registry, self.serializer)
+
+    async def aclose(self) -> None:
+        """Close the client's connections, if it was built."""
+        if "connection" in self.__dict__:
+            await self.connection.aclose()
+
+
+def bootstrap_async(
+    settings: Settings | None = None, *, connection: aioredis.Redis | None = None
+) -> AsyncServices:
+    """The asyncio producer's parts for `settings` (default: the environment's).
+
+    Raises:
+        ConfigError: with no `settings`, a variable of the environment holds a bad value.
+    """
+    return AsyncServices(settings if settings is not None else default_settings(), connection)
 
 
 def bootstrap(settings: Settings | None = None, *, connection: redis.Redis | None = None) -> Services:

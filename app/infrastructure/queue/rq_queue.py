@@ -7,7 +7,6 @@ and rq-dashboard read what it writes. The producer never imports job code.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -15,27 +14,21 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from app import tracing
 from app.config import Settings
-from app.infrastructure.queue import keys, lua, telemetry
+from app.infrastructure.queue import keys, lua
+from app.infrastructure.queue import producer_calls as calls
 from app.infrastructure.queue.directory import WorkerDirectory
 from app.infrastructure.queue.errors import (
     BatchError,
-    DependencyError,
     InvalidOptionError,
-    JobNotFoundError,
-    JobStateError,
-    NoWorkerError,
     QueueError,
     WaitTimeoutError,
 )
 from app.infrastructure.queue.job_paths import JobRegistry
-from app.infrastructure.queue.job_spec import JobSpec, JobSpecBuilder, spec_record
+from app.infrastructure.queue.job_spec import JobSpec, JobSpecBuilder
 from app.infrastructure.queue.port import NO_PARAMS, JobRequest, JobView
-from app.infrastructure.queue.record import JobRecord, text
-from app.infrastructure.queue.schema import GROUPS, Field, JobStatus, pack_fields, packer
+from app.infrastructure.queue.schema import Field
 from app.infrastructure.queue.serialization import Serializer
-from app.infrastructure.queue.views import job_view
 from app.infrastructure.redis.connection import Guard
 from app.infrastructure.redis.script import FastScript
 
@@ -46,13 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_WAIT_SLICE_MS = 500
-#: The most jobs one enqueue script writes: ~3 ms of Redis's time on a 2-core VM, so no other
-#: client waits long behind a big batch (measured: ~30 us of script time per job).
-BATCH_CHUNK = 100
-_enqueue_one_args = packer("enqueue_one")
-_enqueue_args = packer("enqueue")
-_cancel_args = packer("cancel")
+BATCH_CHUNK = calls.BATCH_CHUNK
 
 
 class RQQueue:
@@ -131,8 +118,7 @@ class RQQueue:
         if len(specs) > BATCH_CHUNK:
             self._check_dependencies(specs)
         written: list[str] = []
-        for start in range(0, len(specs), BATCH_CHUNK):
-            chunk = specs[start : start + BATCH_CHUNK]
+        for chunk in calls.chunks(specs):
             try:
                 self._write(chunk)
             except QueueError as exc:
@@ -144,8 +130,7 @@ class RQQueue:
 
     def _check_dependencies(self, specs: Sequence[JobSpec]) -> None:
         """Jobs that a large batch depends on outside itself exist and can still finish."""
-        inside = {spec.job_id for spec in specs}
-        outside = sorted({dep for spec in specs for dep in spec.depends_on} - inside)
+        outside = calls.outside_dependencies(specs)
         if not outside:
             return
 
@@ -155,51 +140,19 @@ class RQQueue:
                     pipe.hget(keys.job(dep), Field.STATUS)
                 return pipe.execute()
 
-        found = {
-            dep: text(raw) if raw else None for dep, raw in zip(outside, self._guard.call(read), strict=True)
-        }
-        doomed = {status.value for status in GROUPS["doomed"]}
-        for spec in specs:
-            for dep in spec.depends_on:
-                if dep in found and (found[dep] is None or found[dep] in doomed):
-                    raise DependencyError(spec.job_id, dep, found[dep])
+        calls.check_dependencies(specs, outside, self._guard.call(read))
 
     def _check_known(self, specs: Sequence[JobSpec]) -> None:
         """Raises `NoWorkerError` for the first job no live worker of its queue knows (name and version)."""
-        live = self._directory.live()
-        for spec in specs:
-            if not any(worker.knows(spec.job_name, spec.version, spec.queue) for worker in live):
-                raise NoWorkerError(spec.job_name, spec.version, spec.queue)
+        calls.check_known(specs, self._directory.live())
 
     def _write(self, specs: Sequence[JobSpec]) -> None:
-        trace = tracing.current_carrier()
-        if len(specs) == 1 and not specs[0].depends_on:
-            spec = specs[0]
-            register = spec.queue not in self._registered
-            _, args = _enqueue_one_args(
-                check_live="1" if spec.explicit_id else "0",
-                register="1" if register else "0",
-                job_id=spec.job_id,
-                queue=spec.queue,
-                run_at="" if spec.run_at is None else repr(spec.run_at),
-                run_in="" if spec.run_in is None else repr(spec.run_in),
-                ttl=spec.ttl or "",
-                limit_key=spec.limit_key,
-                fields=spec_record(spec, trace, pack_fields),
-            )
-            reply = self._guard.call(lambda: self._enqueue_one(args=args))
-            self._registered.add(spec.queue)
-            if telemetry.log.isEnabledFor(logging.INFO):
-                telemetry.log_enqueued(specs, ["ok", *reply])
-            return
-        records = [value for spec in specs for value in spec_record(spec, trace)]
-        _, args = _enqueue_args(count=len(specs), jobs=records)
-        reply = self._guard.call(lambda: self._enqueue(args=args))
-        if reply[0] == b"dependency":
-            spec = specs[int(reply[1]) - 1]
-            raise DependencyError(spec.job_id, text(reply[2]), text(reply[3]) or None)
-        if telemetry.log.isEnabledFor(logging.INFO):
-            telemetry.log_enqueued(specs, reply)
+        call = calls.write_call(specs, self._registered)
+        script = self._enqueue_one if call.script == "enqueue_one" else self._enqueue
+        reply = self._guard.call(lambda: script(args=call.args))
+        if call.registers is not None:
+            self._registered.add(call.registers)
+        calls.written(specs, call, reply)
 
     def get(self, job_id: str) -> JobView:
         """A snapshot of the job.
@@ -218,10 +171,7 @@ class RQQueue:
                 return pipe.execute()
 
         fields, results = self._guard.call(read)
-        if not fields:
-            raise JobNotFoundError(job_id)
-        last = results[0][1] if results else {}
-        return job_view(JobRecord(job_id, fields), last, self.serializer, self.settings.max_payload_bytes)
+        return calls.view(job_id, fields, results, self.serializer, self.settings.max_payload_bytes)
 
     def wait(self, job_id: str, timeout: float) -> JobView:
         """Block until the job is final (finished, failed, canceled, stopped) and return its view.
@@ -238,7 +188,7 @@ class RQQueue:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise WaitTimeoutError(job_id, timeout, view.status.value)
-            self._block_for_result(job_id, min(remaining * 1000, _WAIT_SLICE_MS))
+            self._block_for_result(job_id, min(remaining * 1000, calls.WAIT_SLICE_MS))
 
     def cancel(self, job_id: str) -> None:
         """Cancel a queued, scheduled or deferred job (and its deferred dependents).
@@ -247,13 +197,8 @@ class RQQueue:
             JobNotFoundError: no such job.
             JobStateError: the job started or ended already.
         """
-        keys.check_job_id(job_id)
-        _, args = _cancel_args(job_id=job_id)
-        reply = self._guard.call(lambda: self._cancel(args=args))
-        if reply[0] == -1:
-            raise JobNotFoundError(job_id)
-        if reply[0] == 0:
-            raise JobStateError(job_id, text(reply[1]), "cancel")
+        args = calls.cancel_args(job_id)
+        calls.canceled(job_id, self._guard.call(lambda: self._cancel(args=args)))
 
     def pause(self, queue: str) -> None:
         """Stop every worker (running now or started later) from claiming jobs of `queue`.
@@ -291,17 +236,10 @@ class RQQueue:
             JobStateError: the job is not running, or its worker is not listening.
         """
         keys.check_job_id(job_id)
-        status, worker = self._guard.call(
-            lambda: self.connection.hmget(keys.job(job_id), [Field.STATUS, Field.WORKER_NAME])
-        )
-        if status is None:
-            raise JobNotFoundError(job_id)
-        if text(status) != JobStatus.STARTED.value or not worker:
-            raise JobStateError(job_id, text(status), "stop")
-        payload = json.dumps({"command": "stop-job", "job_id": job_id})
-        channel = keys.key("pubsub", text(worker))
+        status, worker = self._guard.call(lambda: self.connection.hmget(keys.job(job_id), calls.STOP_FIELDS))
+        channel, payload = calls.stop_message(job_id, status, worker)
         if not self._guard.call(lambda: self.connection.publish(channel, payload)):
-            raise JobStateError(job_id, f"started on worker {text(worker)}, which is not listening", "stop")
+            raise calls.not_listening(job_id, worker)
 
     def _block_for_result(self, job_id: str, block_ms: float) -> None:
         """Sleep until a new result arrives for the job, or `block_ms` pass."""

@@ -123,9 +123,11 @@ class Services:
         mode: str | None = None,
         events: Sequence[WorkerEvents] = (),
         schedules: bool = False,
+        concurrency: int | None = None,
     ) -> Worker:
         """A worker for `queues` (default: all, highest priority first) running `functions`;
-        with `schedules`, it fires the schedules of `QUEUE_SCHEDULES_MODULE` too.
+        with `schedules`, it fires the schedules of `QUEUE_SCHEDULES_MODULE` too; with
+        `concurrency`, it runs up to that many jobs at once on an asyncio loop (`concurrency.py`).
 
         Raises:
             InvalidQueueNameError: a queue name is not valid.
@@ -136,7 +138,7 @@ class Services:
         name = name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
         heartbeat_ttl = int(3 * settings.heartbeat_interval + 5)
         known = {path: self.registry.version(path) for path in functions}  # published: who knows what
-        return Worker(
+        parts: dict[str, Any] = dict(
             store=RedisJobStore(
                 connection,
                 name,
@@ -158,10 +160,14 @@ class Services:
             ),
             settings=settings,
             queues=names,
-            mode=mode or settings.worker_mode,
             events=events,
             scheduler=self.scheduler(events) if schedules else None,
         )
+        if concurrency is not None:
+            from app.worker.concurrency import ConcurrentWorker  # it builds on Worker
+
+            return ConcurrentWorker(concurrency=concurrency, **parts)
+        return Worker(mode=mode or settings.worker_mode, **parts)
 
     def scheduler(self, events: Sequence[WorkerEvents] = ()) -> Scheduler:
         """The schedules' scheduler (`QUEUE_SCHEDULES_MODULE`), checked against the registry."""

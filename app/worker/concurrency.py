@@ -23,12 +23,15 @@ What the loop cannot be trusted with lives on OS threads beside it:
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import contextvars
 import ctypes
 import logging
 import os
+import queue
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -59,6 +62,18 @@ KILL_GRACE = 1.0
 RECYCLE_GRACE = 5.0
 _STOPPED = "Job stopped by request"
 _PUT_BACK = "Worker shut down cold; job put back"
+_NOT_RUN = "Worker stopped before running this job; put back"
+#: The GIL's switch interval in a concurrent worker: the recorder and heartbeat threads get it
+#: within a millisecond of asking, not Python's default 5 ms (a slot idle that long per job).
+SWITCH_INTERVAL = 0.001
+#: Threads writing outcomes: a round trip each at a time, so several keep a slot's gap between
+#: one job's end and the next one's start short when many jobs end together.
+RECORDERS = 4
+#: Jobs claimed ahead of a free slot: concurrency / this. A slot that frees starts the next job at
+#: once, while the finish that claims its replacement is in flight (measured on the "io drain"
+#: bench row, 2-core VM under load: concurrency/10 ahead left slots idle 1 job in 4, /2 1 in 20).
+#: They are claims like the running ones: heartbeated, put back on a stop, reaped after a SIGKILL.
+AHEAD_DIVISOR = 2
 
 
 @dataclass(eq=False)
@@ -101,6 +116,7 @@ class ConcurrentWorker(Worker):
     """A `Worker` whose loop runs up to `concurrency` jobs at once on an asyncio event loop."""
 
     def __init__(self, *, concurrency: int, runner: JobRunner, **kwargs: Any) -> None:
+        self._local = threading.local()  # before Worker's __init__, which sets `_next_reply`
         super().__init__(runner=runner, mode="inline", **kwargs)
         self.concurrency = concurrency
         self.runner = runner
@@ -117,15 +133,33 @@ class ConcurrentWorker(Worker):
         self._started = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._waiting_on_limits = False
+        self._recording = 0  # outcomes handed to the recorder thread, not yet written
+        self.ahead = max(1, concurrency // AHEAD_DIVISOR)  # jobs claimed ahead of a free slot, at most
+        self._ahead: collections.deque[Claim] = collections.deque()
+        self._records: queue.SimpleQueue[tuple[Claim, Outcome, bool] | None] = queue.SimpleQueue()
         self._max_jobs: int | None = None
         self.last_tick = time.monotonic()
         self.target: Running | None = None  # the job the watchdog is interrupting on the loop's thread
 
     # -- the threads' view --------------------------------------------------------------------
 
+    @property
+    def _next_reply(self) -> ClaimReply | None:
+        """Per thread: each recorder thread's `_record` leaves the job its finish claimed here."""
+        reply: ClaimReply | None = getattr(self._local, "next_reply", None)
+        return reply
+
+    @_next_reply.setter
+    def _next_reply(self, reply: ClaimReply | None) -> None:
+        self._local.next_reply = reply
+
     def snapshot(self) -> list[Running]:
         with self._lock:
             return list(self.running.values())
+
+    def held_ahead(self) -> list[Claim]:
+        with self._lock:
+            return list(self._ahead)
 
     def interrupt(self, entry: Running, exc: type[BaseException]) -> None:
         """Cut a running job short from any thread: its pool thread gets `exc`; a loop job is
@@ -182,6 +216,7 @@ class ConcurrentWorker(Worker):
         the queues are empty); the number of jobs started."""
         self.shutdown.install()
         signal.signal(signal.SIGUSR1, self._on_interrupt)
+        sys.setswitchinterval(SWITCH_INTERVAL)
         if not self._register(burst):
             return 0
         upkeep = ConcurrentUpkeep(self, self.settings.heartbeat_interval / 2)
@@ -207,34 +242,62 @@ class ConcurrentWorker(Worker):
     async def _main(self, burst: bool) -> None:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        recorders = [
+            threading.Thread(target=self._recorder, name=f"taskq-recorder-{i}", daemon=True)
+            for i in range(RECORDERS)
+        ]
+        for recorder in recorders:
+            recorder.start()
         ticker = asyncio.create_task(self._tick())
         tasks = self._tasks
         try:
             while not self.shutdown.warm.is_set() and not self._enough():
-                if self._reserved() >= self.concurrency or self._waiter is not None:
+                if self._reserved() >= self.concurrency + self.ahead or self._waiter is not None:
                     await self._sleep()
                     continue
                 claim = await self._claim_now()
                 if claim is not None:
-                    self._start(claim)
+                    self._take(claim)
                     continue
-                if burst and self._idle and not self.running:
+                if burst and self._idle and not self._reserved():
                     break
                 if burst and not self._waiting_on_limits:
                     await self._sleep()  # a running job may release dependents: they come with its finish
                 else:
                     self._start_waiter()
-            while tasks or self._waiter is not None:
+            while tasks or self._waiter is not None or self._recording or self._ahead:
+                self._put_back_ahead()
                 await self._sleep()
         finally:
             ticker.cancel()
+            for _ in recorders:
+                self._records.put(None)
+            for recorder in recorders:
+                await asyncio.to_thread(recorder.join)
 
     def _enough(self) -> bool:
-        return self._max_jobs is not None and self._started >= self._max_jobs
+        return self._max_jobs is not None and self._started + len(self._ahead) >= self._max_jobs
 
     def _reserved(self) -> int:
-        """Slots taken: running jobs, and the one a pending wait-and-claim may bring."""
-        return len(self.running) + (1 if self._waiter is not None else 0)
+        """Claims held or coming: running jobs, jobs claimed ahead, outcomes being written (each
+        may claim the next job), and a pending wait-and-claim."""
+        return len(self.running) + len(self._ahead) + self._recording + (1 if self._waiter is not None else 0)
+
+    def _take(self, claim: Claim) -> None:
+        """A claimed job: it starts if a slot is free, else it waits, claimed, for the next one."""
+        if len(self.running) < self.concurrency and not self.shutdown.warm.is_set():
+            self._start(claim)
+        else:
+            with self._lock:
+                self._ahead.append(claim)
+
+    def _put_back_ahead(self) -> None:
+        """The worker stops: jobs claimed ahead go back to their queues, never run here."""
+        while self._ahead:
+            with self._lock:
+                claim = self._ahead.popleft()
+            self._recording += 1
+            self._records.put((claim, Outcome(Ending.REQUEUE, error=_NOT_RUN), False))
 
     async def _sleep(self) -> None:
         """Until a slot frees, a wait-and-claim returns, a stop is asked, or a tick passes."""
@@ -294,10 +357,7 @@ class ConcurrentWorker(Worker):
         reply = None if waiter.cancelled() or waiter.exception() else waiter.result()
         claim = self._from_reply(reply) if reply is not None else None
         if claim is not None:
-            if self.shutdown.warm.is_set() or self._enough():
-                self._next_reply = reply  # put back by `_release_held_claim` at the end
-            else:
-                self._start(claim)
+            self._take(claim)
         assert self._wake is not None
         self._wake.set()
 
@@ -317,13 +377,32 @@ class ConcurrentWorker(Worker):
         outcome = await self._outcome(entry)
         with self._lock:
             self.running.pop(claim.execution_id, None)
+            ahead = self._ahead.popleft() if self._ahead and not self.shutdown.warm.is_set() else None
+        if ahead is not None:
+            self._start(ahead)  # the free slot's next job was claimed ahead: no round trip to wait for
         self._stops.discard(claim.job_id)
-        more = not self.shutdown.warm.is_set() and not self._enough() and self._reserved() < self.concurrency
-        self._record(claim, outcome, claim_next=more)  # fenced: a lost job's outcome is dropped, logged
-        reply, self._next_reply = self._next_reply, None
+        # The outcome is written off the loop; the finish claims the next job in the same round
+        # trip, to be run or held ahead (`_recorded`).
+        self._recording += 1
+        self._records.put((claim, outcome, not self.shutdown.warm.is_set() and not self._enough()))
+
+    def _recorder(self) -> None:
+        """The recorder thread: writes outcomes (and claims the next jobs) off the loop, so a
+        round trip to Redis (or riding out an outage) never holds up the running jobs."""
+        loop = self._loop
+        assert loop is not None
+        while (item := self._records.get()) is not None:
+            claim, outcome, claim_next = item
+            self._record(claim, outcome, claim_next=claim_next)  # fenced: a lost job's outcome is dropped
+            reply, self._next_reply = self._next_reply, None
+            loop.call_soon_threadsafe(self._recorded, reply)
+
+    def _recorded(self, reply: ClaimReply | None) -> None:
+        """On the loop: an outcome was written; the job its finish claimed takes the slot."""
+        self._recording -= 1
         following = self._from_reply(reply) if reply is not None else None
         if following is not None:
-            self._start(following)
+            self._take(following)
         assert self._wake is not None
         self._wake.set()
 
@@ -368,6 +447,8 @@ class ConcurrentUpkeep(Upkeep):
         worker = self.worker
         entries: list[Running | None] = [*worker.snapshot()]
         try:
+            for held in worker.held_ahead():  # claimed, not started yet: their deadline moves too
+                worker.store.heartbeat(held)
             for entry in entries or [None]:
                 claim = entry.claim if entry is not None else None
                 beat = worker.store.heartbeat(claim)
@@ -472,15 +553,17 @@ class Watchdog:
         )
         error = "JobTimeoutException: the job ignored its timeout; the worker process was recycled"
         put_back = f"Worker recycled because job {stuck.claim.job_id} ignored its timeout; put back"
-        for entry in worker.snapshot():
-            if entry is stuck:
-                settled = settle(entry.claim.record, Outcome.failure(error, retryable=True))
+        held = [(entry.claim, entry is stuck) for entry in worker.snapshot()]
+        held += [(claim, False) for claim in worker.held_ahead()]  # claimed ahead, never started
+        for claim, is_stuck in held:
+            if is_stuck:
+                settled = settle(claim.record, Outcome.failure(error, retryable=True))
             else:
                 settled = Settled(Ending.REQUEUE, None, put_back)
             try:
-                worker.store.fail(entry.claim, settled.ending, settled.retry_in, settled.error)
+                worker.store.fail(claim, settled.ending, settled.retry_in, settled.error)
             except QueueError as exc:
-                log.warning("job %s not put back (%s); the reaper takes it back", entry.claim.job_id, exc)
+                log.warning("job %s not put back (%s); the reaper takes it back", claim.job_id, exc)
         try:
             worker.store.flush_counts()
             worker.presence.deregister()

@@ -12,7 +12,11 @@ from app.exits import Exit
 from app.infrastructure.queue.port import JobStatus
 from app.infrastructure.queue.reaper import Reaper
 from app.infrastructure.queue.rq_queue import RQQueue
+from chaos.servers import free_port
+from tests.e2e.test_metrics import scrape
 from tests.support.processes import WorkerProcess, wait_until
+
+BLOCK = "tests.support.jobs.async_block"
 
 
 def spans(path: Path) -> tuple[list[float], list[float], set[str]]:
@@ -79,7 +83,8 @@ def test_a_blocking_async_job_keeps_its_heartbeat_and_is_killed_at_its_timeout(s
     # timeout must end the job although the loop never gets to cancel it.
     queue = RQQueue(r, settings)
     reaper = Reaper(r, ["default"], 0.0, "test-reaper")
-    with WorkerProcess(settings, "--concurrency", "4") as worker:
+    port = free_port()
+    with WorkerProcess(settings, "--concurrency", "4", "--metrics-port", str(port)) as worker:
         blocked = queue.enqueue("async_block", {"path": str(tmp_path / "b"), "seconds": 60}, timeout=8)
         wait_until(lambda: queue.get(blocked).status is JobStatus.STARTED, what="the blocking job")
 
@@ -93,7 +98,11 @@ def test_a_blocking_async_job_keeps_its_heartbeat_and_is_killed_at_its_timeout(s
         assert "JobTimeoutException" in (view.error or "")
         after = queue.enqueue("async_whoami", {})
         assert queue.wait(after, 20).result["pid"] == worker.pid  # same process, loop alive again
+        blocked_total = ("taskq_event_loop_blocked_total", (("job_name", BLOCK), ("queue", "default")))
+        samples = scrape(port)
         output = worker.read_output()
+    assert samples[blocked_total] == 1  # one blocked episode, counted against the job that blocked
+    assert ("taskq_event_loop_lag_seconds", ()) in samples
     assert "event loop blocked" in output and f"job_id={blocked}" in output
     assert (tmp_path / "b").read_text().count("end") == 0
 
@@ -134,3 +143,26 @@ def test_a_sigkilled_async_worker_loses_none_of_its_n_jobs(settings, r, tmp_path
         wait_until(lambda: final(queue, ids), timeout=60, what="the reaper to hand the jobs back")
     assert {queue.get(job_id).status for job_id in ids} == {JobStatus.FINISHED}
     assert sorted(ledger.read_text().split()) == sorted(tokens)  # each ran to its end exactly once
+
+
+def test_sigterm_lets_the_running_jobs_finish_and_puts_back_those_claimed_ahead(settings, r, tmp_path):
+    queue, ledger = RQQueue(r, settings), tmp_path / "ledger"
+    ids = [queue.enqueue("async_span", {"path": str(ledger), "seconds": 2}) for _ in range(6)]
+    worker = WorkerProcess(settings, "--concurrency", "2").start()
+    try:
+        wait_until(
+            lambda: ledger.exists() and ledger.read_text().count("start") == 2, what="two jobs running"
+        )
+        worker.signal(signal.SIGTERM)
+        assert worker.wait(30) == 0, worker.output
+    finally:
+        worker.stop()
+    statuses = [queue.get(job_id).status for job_id in ids]
+    assert statuses.count(JobStatus.FINISHED) == 2  # the two running ones ran to their end
+    assert statuses.count(JobStatus.QUEUED) == 4  # the one claimed ahead went back, unrun, with the rest
+    assert ledger.read_text().count("end") == 2
+
+
+def test_concurrency_takes_no_mode(settings):
+    worker = WorkerProcess(settings, "--concurrency", "4", "--mode", "pool").start(wait_ready=False)
+    assert worker.wait(30) == 2 and "takes no --mode" in worker.output

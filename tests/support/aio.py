@@ -8,6 +8,7 @@ from typing import Any
 
 from app.bootstrap import bootstrap_async
 from app.config import Settings
+from app.infrastructure.queue.job_paths import JobRegistry
 
 
 class SyncQueue:
@@ -34,8 +35,10 @@ class AsyncHarnessLoop:
         self.loop = asyncio.new_event_loop()
         self._services: list[Any] = []
 
-    def sync_queue(self, settings: Settings) -> SyncQueue:
+    def sync_queue(self, settings: Settings, registry: JobRegistry | None = None) -> SyncQueue:
         services = bootstrap_async(settings)
+        if registry is not None:
+            services.__dict__["registry"] = registry  # the producer's registry of the case
         self._services.append(services)
         return SyncQueue(services.queue, self.loop)
 

@@ -55,6 +55,8 @@ def baseline_of(row: str, contender: str) -> tuple[str, str] | None:
         return None
     if row == "drain limits":  # limits on, against the same drain without
         return None if contender == "taskq inline" else (row, "taskq inline")
+    if row == "replicated":  # QUEUE_WAIT_REPLICAS=1, against the same enqueue without
+        return None if contender == "taskq enqueue" else (row, "taskq enqueue")
     if row == "job bytes":
         return None if contender.startswith("rq ") else (row, "rq Queue.enqueue")
     name = BASELINES.get(contender)

@@ -233,8 +233,8 @@ def _x(value: float | None) -> str:
     return "-" if value is None or value != value else f"{value:.2f}x"
 
 
-ROW_ORDER = ["enqueue", "bulk", "drain 1p", "drain 2p", "drain limits", "latency", "memory", "job bytes"]
-ROW_ORDER += ["peers enqueue", "peers drain"]
+ROW_ORDER = ["enqueue", "replicated", "bulk", "drain 1p", "drain 2p", "drain limits", "latency", "memory"]
+ROW_ORDER += ["job bytes", "peers enqueue", "peers drain"]
 
 
 def table(lines: list[Line], target_rows: list[dict[str, Any]]) -> str:

@@ -148,7 +148,7 @@ class Services:
                 limits_for(settings, self.registry),
                 settings.max_failed,
             ),
-            presence=WorkerPresence(connection, name, names, WORKER_TTL, known),
+            presence=WorkerPresence(connection, name, names, WORKER_TTL, known, concurrency),
             reaper=Reaper(connection, names, settings.maintenance_interval, name, settings.max_failed),
             runner=JobRunner(
                 settings,

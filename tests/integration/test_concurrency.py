@@ -8,6 +8,7 @@ import signal
 from dataclasses import replace
 from pathlib import Path
 
+from app.bootstrap import bootstrap
 from app.exits import Exit
 from app.infrastructure.queue.port import JobStatus
 from app.infrastructure.queue.reaper import Reaper
@@ -61,7 +62,9 @@ def test_plain_def_jobs_run_on_its_thread_pool_at_once(settings, r, tmp_path):
 
 def test_progress_stop_and_failures_are_per_job(settings, r, tmp_path):
     queue = RQQueue(r, settings)
-    with WorkerProcess(settings, "--concurrency", "5"):
+    with WorkerProcess(settings, "--concurrency", "5") as worker:
+        (info,) = [w for w in bootstrap(settings).admin.workers() if w.name == worker.name]
+        assert info.concurrency == 5  # `taskq info` (and --json) shows it
         long = queue.enqueue("async_ledger", {"path": str(tmp_path / "l"), "token": "x", "seconds": 60})
         progress = queue.enqueue("async_progress", {"steps": 3, "pause": 0.05})
         failing = queue.enqueue("fail_always", {})

@@ -18,7 +18,13 @@ from app.config import Settings
 from app.infrastructure.queue import keys, lua
 from app.infrastructure.queue import producer_calls as calls
 from app.infrastructure.queue.directory import WORKER_FIELDS, LiveWorker, live_workers
-from app.infrastructure.queue.errors import BatchError, InvalidOptionError, QueueError, WaitTimeoutError
+from app.infrastructure.queue.errors import (
+    BatchError,
+    InvalidOptionError,
+    QueueError,
+    QueueReplicationError,
+    WaitTimeoutError,
+)
 from app.infrastructure.queue.job_paths import JobRegistry
 from app.infrastructure.queue.job_spec import JobSpec, JobSpecBuilder
 from app.infrastructure.queue.port import NO_PARAMS, JobRequest, JobView
@@ -156,10 +162,19 @@ class AsyncRQQueue:
     async def _write(self, specs: Sequence[JobSpec]) -> None:
         call = calls.write_call(specs, self._registered)
         script = self._scripts[call.script]
-        reply = await self._guard.call(lambda: script(args=call.args))
+        try:
+            reply = await self._guard.call(lambda: self._run(script, call.next_args()))
+        except QueueReplicationError as exc:
+            raise calls.not_replicated(exc, specs) from exc
         if call.registers is not None:
             self._registered.add(call.registers)
         calls.written(specs, call, reply)
+
+    async def _run(self, script: AsyncScript, args: list[Any]) -> Any:
+        """One enqueue script; with QUEUE_WAIT_REPLICAS, acknowledged by that many replicas."""
+        if self.settings.wait_replicas:
+            return await script.acked(self.settings.wait_replicas, self.settings.wait_timeout_ms, args=args)
+        return await script(args=args)
 
     async def _statuses(self, job_ids: Sequence[str]) -> list[Any]:
         async with self.connection.pipeline(transaction=False) as pipe:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from app import tracing
@@ -21,6 +20,7 @@ from app.infrastructure.queue.errors import (
     JobNotFoundError,
     JobStateError,
     NoWorkerError,
+    QueueReplicationError,
 )
 from app.infrastructure.queue.job_spec import JobSpec, spec_record
 from app.infrastructure.queue.port import JobView
@@ -40,13 +40,25 @@ _enqueue_args = packer("enqueue")
 _cancel_args = packer("cancel")
 
 
-@dataclass(frozen=True)
 class WriteCall:
-    """One enqueue script call: which script (`enqueue_one` or `enqueue`) and its ARGV."""
+    """One enqueue script call: which script (`enqueue_one` or `enqueue`) and its ARGV, per try.
 
-    script: str
-    args: list[Any]
-    registers: str | None = None  # the queue it adds to rq:queues (the producer remembers it)
+    `next_args()` gives the first try's arguments, then a retry's: a generated id's first call
+    skips the live-job check (it cannot belong to another job); a retry (its reply was lost, or
+    too few replicas acknowledged it) asks for the job in any state (`check_live='2'`): it can
+    only be this call's own.
+    """
+
+    def __init__(
+        self, script: str, build: Callable[[str], list[Any]], first: str, retry: str, registers: str | None
+    ) -> None:
+        self.script, self.registers = script, registers  # the queue it adds to rq:queues
+        self._build, self._retry = build, retry
+        self._args: list[Any] | None = build(first)
+
+    def next_args(self) -> list[Any]:
+        args, self._args = self._args, None
+        return args if args is not None else self._build(self._retry)
 
 
 def write_call(specs: Sequence[JobSpec], registered: set[str]) -> WriteCall:
@@ -55,21 +67,35 @@ def write_call(specs: Sequence[JobSpec], registered: set[str]) -> WriteCall:
     if len(specs) == 1 and not specs[0].depends_on:
         spec = specs[0]
         register = spec.queue not in registered
-        _, args = _enqueue_one_args(
-            check_live="1" if spec.explicit_id else "0",
-            register="1" if register else "0",
-            job_id=spec.job_id,
-            queue=spec.queue,
-            run_at="" if spec.run_at is None else repr(spec.run_at),
-            run_in="" if spec.run_in is None else repr(spec.run_in),
-            ttl=spec.ttl or "",
-            limit_key=spec.limit_key,
-            fields=spec_record(spec, trace, pack_fields),
-        )
-        return WriteCall("enqueue_one", args, spec.queue)
-    records = [value for spec in specs for value in spec_record(spec, trace)]
-    _, args = _enqueue_args(count=len(specs), jobs=records)
-    return WriteCall("enqueue", args)
+
+        def one(check_live: str) -> list[Any]:
+            _, args = _enqueue_one_args(
+                check_live=check_live,
+                register="1" if register else "0",
+                job_id=spec.job_id,
+                queue=spec.queue,
+                run_at="" if spec.run_at is None else repr(spec.run_at),
+                run_in="" if spec.run_in is None else repr(spec.run_in),
+                ttl=spec.ttl or "",
+                limit_key=spec.limit_key,
+                fields=spec_record(spec, trace, pack_fields),
+            )
+            return list(args)
+
+        explicit = spec.explicit_id
+        return WriteCall("enqueue_one", one, "1" if explicit else "0", "1" if explicit else "2", spec.queue)
+
+    def batch(_: str) -> list[Any]:
+        records = [value for spec in specs for value in spec_record(spec, trace)]
+        _, args = _enqueue_args(count=len(specs), jobs=records)
+        return list(args)
+
+    return WriteCall("enqueue", batch, "", "", None)
+
+
+def not_replicated(exc: QueueReplicationError, specs: Sequence[JobSpec]) -> QueueReplicationError:
+    """The error of a write too few replicas acknowledged, naming its jobs (safe to enqueue again)."""
+    return QueueReplicationError(exc.url, str(exc.__cause__), tuple(spec.job_id for spec in specs))
 
 
 def written(specs: Sequence[JobSpec], call: WriteCall, reply: Sequence[Any]) -> None:

@@ -22,6 +22,7 @@ from app.infrastructure.queue.errors import (
     BatchError,
     InvalidOptionError,
     QueueError,
+    QueueReplicationError,
     WaitTimeoutError,
 )
 from app.infrastructure.queue.job_paths import JobRegistry
@@ -149,10 +150,19 @@ class RQQueue:
     def _write(self, specs: Sequence[JobSpec]) -> None:
         call = calls.write_call(specs, self._registered)
         script = self._enqueue_one if call.script == "enqueue_one" else self._enqueue
-        reply = self._guard.call(lambda: script(args=call.args))
+        try:
+            reply = self._guard.call(lambda: self._run(script, call.next_args()))
+        except QueueReplicationError as exc:
+            raise calls.not_replicated(exc, specs) from exc
         if call.registers is not None:
             self._registered.add(call.registers)
         calls.written(specs, call, reply)
+
+    def _run(self, script: FastScript, args: Sequence[Any]) -> Any:
+        """One enqueue script; with QUEUE_WAIT_REPLICAS, acknowledged by that many replicas."""
+        if self.settings.wait_replicas:
+            return script.acked(self.settings.wait_replicas, self.settings.wait_timeout_ms, args=args)
+        return script(args=args)
 
     def get(self, job_id: str) -> JobView:
         """A snapshot of the job.

@@ -25,6 +25,7 @@ from app.config import Settings, redact_url
 from app.infrastructure.queue.errors import QueueUnavailableError
 from app.infrastructure.redis import sentinel
 from app.infrastructure.redis.connection import _TRANSIENT, translate
+from app.infrastructure.redis.script import NotReplicatedError
 
 T = TypeVar("T")
 
@@ -112,3 +113,28 @@ class AsyncScript:
         except redis.exceptions.NoScriptError:
             self.sha = await self.client.script_load(self.source)
             return await self.client.evalsha(self.sha, len(keys), *keys, *args)
+
+    async def acked(
+        self, replicas: int, timeout_ms: int, keys: Sequence[Any] = (), args: Sequence[Any] = ()
+    ) -> Any:
+        """The script, then `WAIT replicas timeout_ms` on the same connection (one pipeline), as
+        `FastScript.acked`.
+
+        Raises:
+            NotReplicatedError: fewer replicas acknowledged the write in time (it is on the primary).
+        """
+        for _ in range(2):  # a second time only after loading the script (NOSCRIPT)
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.evalsha(self.sha, len(keys), *keys, *args)
+                pipe.execute_command("WAIT", replicas, timeout_ms)
+                try:
+                    reply, acknowledged = await pipe.execute()
+                except redis.exceptions.NoScriptError:
+                    self.sha = await self.client.script_load(self.source)
+                    continue
+            if acknowledged < replicas:
+                raise NotReplicatedError(
+                    f"{acknowledged} of {replicas} replica(s) acknowledged the write within {timeout_ms} ms"
+                )
+            return reply
+        raise redis.exceptions.NoScriptError("the script could not be loaded")

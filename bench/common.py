@@ -36,7 +36,7 @@ class Sizes:
     rss_jobs: int = 100_000  # row 5
     peer: int = 3000  # row 6: jobs enqueued one by one, then drained
     io_jobs: int = 2000  # "io drain": jobs of `await asyncio.sleep(0.05)`, concurrency 100
-    async_single: int = 5000  # "async enqueue": awaited calls per contender, in 20 turns
+    async_single: int = 3000  # "async enqueue": awaited calls per contender, in 20 turns
 
     @classmethod
     def from_env(cls) -> Sizes:

@@ -77,13 +77,13 @@ def serializer_for(settings: Settings) -> Serializer:
     return make_serializer(settings.serializer, settings.signing_key, settings.old_signing_keys)
 
 
-class Services:
-    """The parts of taskq for one `Settings`, built when first asked for."""
+class _Parts:
+    """What every set of parts has: one `Settings`, its registry and serializer, a client given."""
 
-    def __init__(self, settings: Settings, connection: redis.Redis | None = None) -> None:
+    def __init__(self, settings: Settings, connection: object | None = None) -> None:
         self.settings = settings
         if connection is not None:
-            self.__dict__["connection"] = connection
+            self.__dict__["connection"] = connection  # the cached property's slot: it is not built
 
     @cached_property
     def registry(self) -> JobRegistry:
@@ -92,6 +92,13 @@ class Services:
     @cached_property
     def serializer(self) -> Serializer:
         return serializer_for(self.settings)
+
+
+class Services(_Parts):
+    """The parts of taskq for one `Settings`, built when first asked for."""
+
+    def __init__(self, settings: Settings, connection: redis.Redis | None = None) -> None:
+        super().__init__(settings, connection)
 
     @cached_property
     def connection(self) -> redis.Redis:
@@ -179,7 +186,7 @@ class Services:
         return ScheduleStore(self.connection, JobSpecBuilder(self.settings, self.registry, self.serializer))
 
 
-class AsyncServices:
+class AsyncServices(_Parts):
     """The asyncio parts for one `Settings` (an `async def` service's producer), built when first asked for.
 
     Build it in the service's lifespan (it holds a `redis.asyncio` pool, which belongs to the loop
@@ -187,17 +194,7 @@ class AsyncServices:
     """
 
     def __init__(self, settings: Settings, connection: aioredis.Redis | None = None) -> None:
-        self.settings = settings
-        if connection is not None:
-            self.__dict__["connection"] = connection
-
-    @cached_property
-    def registry(self) -> JobRegistry:
-        return registry_for(self.settings)
-
-    @cached_property
-    def serializer(self) -> Serializer:
-        return serializer_for(self.settings)
+        super().__init__(settings, connection)
 
     @cached_property
     def connection(self) -> aioredis.Redis:

@@ -321,9 +321,7 @@ class ConcurrentWorker(Worker):
         self._waiting_on_limits = False
         execution_id = new_execution_id()
         try:
-            self._recover_lost()
-            reply = self.store.claim(execution_id)
-            self.outage.over()
+            reply = self._claim_once(execution_id)
         except QueueError as exc:
             await asyncio.to_thread(self._claim_failed, exc, execution_id)
             return None
@@ -474,23 +472,15 @@ class ConcurrentUpkeep(Upkeep):
             log.warning("heartbeat failed: %s", exc)
 
 
-class Watchdog:
+class Watchdog(Upkeep):
     """The thread that measures the loop's lag and enforces the timeouts a blocked loop cannot."""
 
+    worker: ConcurrentWorker
+
     def __init__(self, worker: ConcurrentWorker, every: float = 0.05) -> None:
-        self.worker = worker
-        self.every = every
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="taskq-watchdog", daemon=True)
+        super().__init__(worker, every, name="taskq-watchdog")
         self._blocked_since: float | None = None
         self._reported = 0.0
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._done.set()
-        self._thread.join(timeout=2)
 
     def _loop(self) -> None:
         while not self._done.wait(self.every):

@@ -19,14 +19,11 @@ from app.infrastructure.queue import keys, lua
 from app.infrastructure.queue import producer_calls as calls
 from app.infrastructure.queue.directory import WORKER_FIELDS, LiveWorker, live_workers
 from app.infrastructure.queue.errors import (
-    BatchError,
-    InvalidOptionError,
     QueueError,
     QueueReplicationError,
-    WaitTimeoutError,
 )
 from app.infrastructure.queue.job_paths import JobRegistry
-from app.infrastructure.queue.job_spec import JobSpec, JobSpecBuilder
+from app.infrastructure.queue.job_spec import JobSpec
 from app.infrastructure.queue.port import NO_PARAMS, JobRequest, JobView
 from app.infrastructure.queue.record import text
 from app.infrastructure.queue.schema import Field
@@ -50,18 +47,13 @@ class AsyncRQQueue:
         serializer: Serializer | None = None,
     ) -> None:
         """`AsyncRQQueue(client)`; `app.bootstrap.bootstrap_async(settings)` builds one for you."""
-        if redis_conn.connection_pool.connection_kwargs.get("decode_responses"):
-            raise InvalidOptionError(
-                "redis_conn", "decode_responses=True", "rq stores bytes; pass a plain client"
-            )
-        from app import bootstrap  # the composition root builds what was not given (it imports us)
-
-        self.settings = settings if settings is not None else bootstrap.default_settings()
-        self.registry = registry or bootstrap.registry_for(self.settings)
-        self.serializer = serializer or bootstrap.serializer_for(self.settings)
+        parts = calls.producer_parts(
+            redis_conn.connection_pool.connection_kwargs, settings, registry, serializer
+        )
+        self.settings, self.registry, self.serializer = parts.settings, parts.registry, parts.serializer
+        self._builder = parts.builder
         self.connection = redis_conn
         self._guard = AsyncGuard(redis_conn, self.settings.redis_retry_seconds)
-        self._builder = JobSpecBuilder(self.settings, self.registry, self.serializer)
         self._scripts = {
             name: AsyncScript(redis_conn, lua.source(name)) for name in ("enqueue", "enqueue_one")
         }
@@ -93,10 +85,7 @@ class AsyncRQQueue:
             The errors of `enqueue` for the first bad item; `BatchError` if Redis failed after
             part of a large batch was written (`written` lists it).
         """
-        now = time.time()
-        requests = list(requests)
-        specs = [self._builder.build(request, now) for request in requests]
-        wanted = [s for s, r in zip(specs, requests, strict=True) if r.options.get("require_worker")]
+        specs, wanted = calls.plan_batch(self._builder, requests)
         if wanted:
             calls.check_known(wanted, await self._live())
         outside = calls.outside_dependencies(specs) if len(specs) > calls.BATCH_CHUNK else []
@@ -108,9 +97,7 @@ class AsyncRQQueue:
             try:
                 await self._write(chunk)
             except QueueError as exc:
-                if not done:
-                    raise
-                raise BatchError(done, len(specs), exc) from exc
+                raise calls.batch_failed(done, specs, exc) from exc
             done += [spec.job_id for spec in chunk]
         return done
 
@@ -132,12 +119,9 @@ class AsyncRQQueue:
         deadline = time.monotonic() + timeout
         while True:
             view = await self.get(job_id)
-            if view.is_final:
+            block_ms = calls.wait_slice(view, deadline, timeout)
+            if block_ms is None:
                 return view
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise WaitTimeoutError(job_id, timeout, view.status.value)
-            block_ms = min(remaining * 1000, calls.WAIT_SLICE_MS)
             await self._guard.call(lambda: self._block(job_id, block_ms))  # noqa: B023 (awaited at once)
 
     async def cancel(self, job_id: str) -> None:

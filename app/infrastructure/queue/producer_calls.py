@@ -9,21 +9,29 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from app import tracing
+from app.config import Settings
 from app.infrastructure.queue import keys, telemetry
 from app.infrastructure.queue.directory import LiveWorker
 from app.infrastructure.queue.errors import (
+    BatchError,
     DependencyError,
+    InvalidOptionError,
     JobNotFoundError,
     JobStateError,
     NoWorkerError,
+    QueueError,
     QueueReplicationError,
+    WaitTimeoutError,
 )
-from app.infrastructure.queue.job_spec import JobSpec, spec_record
-from app.infrastructure.queue.port import JobView
+from app.infrastructure.queue.job_paths import JobRegistry
+from app.infrastructure.queue.job_spec import JobSpec, JobSpecBuilder, spec_record
+from app.infrastructure.queue.port import JobRequest, JobView
 from app.infrastructure.queue.record import JobRecord, text
 from app.infrastructure.queue.schema import GROUPS, Field, JobStatus, pack_fields, packer
 from app.infrastructure.queue.serialization import Serializer
@@ -59,6 +67,71 @@ class WriteCall:
     def next_args(self) -> list[Any]:
         args, self._args = self._args, None
         return args if args is not None else self._build(self._retry)
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What a producer is built from: its settings, registry, serializer and request builder."""
+
+    settings: Settings
+    registry: JobRegistry
+    serializer: Serializer
+    builder: JobSpecBuilder
+
+
+def producer_parts(
+    client_kwargs: Mapping[str, Any],
+    settings: Settings | None,
+    registry: JobRegistry | None,
+    serializer: Serializer | None,
+) -> Parts:
+    """A producer's parts, the composition root building what was not given (`RQQueue(client)`).
+
+    Raises:
+        InvalidOptionError: the client decodes responses (rq stores bytes).
+    """
+    if client_kwargs.get("decode_responses"):
+        raise InvalidOptionError(
+            "redis_conn", "decode_responses=True", "rq stores bytes; pass a plain client"
+        )
+    from app import bootstrap  # the composition root (it imports the producers)
+
+    settings = settings if settings is not None else bootstrap.default_settings()
+    registry = registry or bootstrap.registry_for(settings)
+    serializer = serializer or bootstrap.serializer_for(settings)
+    return Parts(settings, registry, serializer, JobSpecBuilder(settings, registry, serializer))
+
+
+def plan_batch(
+    builder: JobSpecBuilder, requests: Iterable[JobRequest]
+) -> tuple[list[JobSpec], list[JobSpec]]:
+    """Every request of a batch validated before anything is written: (specs, those asking
+    `require_worker`). The first bad request raises, for the whole batch."""
+    now = time.time()
+    requests = list(requests)
+    specs = [builder.build(request, now) for request in requests]
+    wanted = [s for s, r in zip(specs, requests, strict=True) if r.options.get("require_worker")]
+    return specs, wanted
+
+
+def batch_failed(written: list[str], specs: Sequence[JobSpec], exc: QueueError) -> QueueError:
+    """The error of a chunk that failed: itself for the first chunk, else a `BatchError` listing
+    what the earlier chunks wrote."""
+    return BatchError(written, len(specs), exc) if written else exc
+
+
+def wait_slice(view: JobView, deadline: float, timeout: float) -> float | None:
+    """How long `wait` blocks next (ms); None once the job is final.
+
+    Raises:
+        WaitTimeoutError: still not final after `timeout` seconds.
+    """
+    if view.is_final:
+        return None
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise WaitTimeoutError(view.id, timeout, view.status.value)
+    return min(remaining * 1000, WAIT_SLICE_MS)
 
 
 def write_call(specs: Sequence[JobSpec], registered: set[str]) -> WriteCall:

@@ -19,14 +19,11 @@ from app.infrastructure.queue import keys, lua
 from app.infrastructure.queue import producer_calls as calls
 from app.infrastructure.queue.directory import WorkerDirectory
 from app.infrastructure.queue.errors import (
-    BatchError,
-    InvalidOptionError,
     QueueError,
     QueueReplicationError,
-    WaitTimeoutError,
 )
 from app.infrastructure.queue.job_paths import JobRegistry
-from app.infrastructure.queue.job_spec import JobSpec, JobSpecBuilder
+from app.infrastructure.queue.job_spec import JobSpec
 from app.infrastructure.queue.port import NO_PARAMS, JobRequest, JobView
 from app.infrastructure.queue.schema import Field
 from app.infrastructure.queue.serialization import Serializer
@@ -54,18 +51,13 @@ class RQQueue:
         serializer: Serializer | None = None,
     ) -> None:
         """`RQQueue(redis_conn)` takes its settings from the environment (through `app.bootstrap`)."""
-        if redis_conn.connection_pool.connection_kwargs.get("decode_responses"):
-            raise InvalidOptionError(
-                "redis_conn", "decode_responses=True", "rq stores bytes; pass a plain client"
-            )
-        from app import bootstrap  # the composition root builds what was not given (it imports us)
-
-        self.settings = settings if settings is not None else bootstrap.default_settings()
-        self.registry = registry or bootstrap.registry_for(self.settings)
-        self.serializer = serializer or bootstrap.serializer_for(self.settings)
+        parts = calls.producer_parts(
+            redis_conn.connection_pool.connection_kwargs, settings, registry, serializer
+        )
+        self.settings, self.registry, self.serializer = parts.settings, parts.registry, parts.serializer
+        self._builder = parts.builder
         self.connection = redis_conn
         self._guard = Guard(redis_conn, self.settings.redis_retry_seconds)
-        self._builder = JobSpecBuilder(self.settings, self.registry, self.serializer)
         self._enqueue = FastScript(redis_conn, lua.source("enqueue"))
         self._enqueue_one = FastScript(redis_conn, lua.source("enqueue_one"))
         self._registered: set[str] = set()  # queues this producer already added to rq:queues
@@ -110,10 +102,7 @@ class RQQueue:
             The errors of `enqueue`, for the first bad item; nothing of the batch is written.
             BatchError: Redis failed after part of a large batch was written; `written` lists it.
         """
-        now = time.time()
-        requests = list(requests)
-        specs = [self._builder.build(request, now) for request in requests]
-        wanted = [s for s, r in zip(specs, requests, strict=True) if r.options.get("require_worker")]
+        specs, wanted = calls.plan_batch(self._builder, requests)
         if wanted:
             self._check_known(wanted)
         if len(specs) > BATCH_CHUNK:
@@ -123,9 +112,7 @@ class RQQueue:
             try:
                 self._write(chunk)
             except QueueError as exc:
-                if not written:
-                    raise
-                raise BatchError(written, len(specs), exc) from exc
+                raise calls.batch_failed(written, specs, exc) from exc
             written += [spec.job_id for spec in chunk]
         return written
 
@@ -193,12 +180,10 @@ class RQQueue:
         deadline = time.monotonic() + timeout
         while True:
             view = self.get(job_id)
-            if view.is_final:
+            block_ms = calls.wait_slice(view, deadline, timeout)
+            if block_ms is None:
                 return view
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise WaitTimeoutError(job_id, timeout, view.status.value)
-            self._block_for_result(job_id, min(remaining * 1000, calls.WAIT_SLICE_MS))
+            self._block_for_result(job_id, block_ms)
 
     def cancel(self, job_id: str) -> None:
         """Cancel a queued, scheduled or deferred job (and its deferred dependents).

@@ -11,8 +11,6 @@ the master and follows failovers (`sentinel.py`); the asyncio side does not do t
 from __future__ import annotations
 
 import asyncio
-import random
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -24,7 +22,7 @@ from redis.backoff import NoBackoff
 from app.config import Settings, redact_url
 from app.infrastructure.queue.errors import QueueUnavailableError
 from app.infrastructure.redis import sentinel
-from app.infrastructure.redis.connection import _TRANSIENT, translate
+from app.infrastructure.redis.connection import RetryWindow
 from app.infrastructure.redis.script import NotReplicatedError
 
 T = TypeVar("T")
@@ -81,21 +79,12 @@ class AsyncGuard:
         Raises:
             QueueUnavailableError (or a subclass): Redis is unreachable, slow, full or refuses us.
         """
-        deadline = time.monotonic() + self.retry_seconds
-        pause = 0.05
+        window = RetryWindow(self.where, self.retry_seconds)
         while True:
             try:
                 return await operation()
-            except _TRANSIENT as exc:
-                if (
-                    isinstance(exc, redis.exceptions.AuthenticationError)
-                    or time.monotonic() + pause > deadline
-                ):
-                    raise translate(exc, self.where) from exc
             except redis.exceptions.RedisError as exc:
-                raise translate(exc, self.where) from exc
-            await asyncio.sleep(pause * random.uniform(0.5, 1.0))
-            pause = min(pause * 2, 0.5)
+                await asyncio.sleep(window.pause_after(exc))
 
 
 class AsyncScript:

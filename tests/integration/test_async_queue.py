@@ -6,12 +6,18 @@ import asyncio
 from dataclasses import replace
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 
-from app.bootstrap import bootstrap_async
+from app.bootstrap import bootstrap, bootstrap_async
 from app.infrastructure.queue import AsyncRQQueue
-from app.infrastructure.queue.errors import InvalidOptionError, QueueUnavailableError, UnknownJobError
-from app.infrastructure.queue.port import JobStatus
+from app.infrastructure.queue.errors import (
+    BatchError,
+    InvalidOptionError,
+    QueueUnavailableError,
+    UnknownJobError,
+)
+from app.infrastructure.queue.port import JobRequest, JobStatus
 from app.infrastructure.queue.rq_queue import RQQueue
 
 
@@ -77,3 +83,27 @@ def test_a_decoding_client_is_refused(settings):
     client = aioredis.Redis(decode_responses=True)
     with pytest.raises(InvalidOptionError, match="decode_responses"):
         AsyncRQQueue(client, settings)
+
+
+def test_a_batch_refused_on_its_first_chunk_raises_the_error_with_its_cause(settings):
+    down = replace(settings, redis_url="redis://127.0.0.1:1/0", redis_retry_seconds=0.1)
+    requests = [JobRequest("add", {"a": i, "b": 1}) for i in range(150)]  # two chunks
+
+    async def main():
+        services = bootstrap_async(down)
+        try:
+            with pytest.raises(QueueUnavailableError) as caught:
+                await services.queue.enqueue_many(requests)
+        finally:
+            await services.aclose()
+        return caught.value
+
+    for error in (run(main()), _sync_failure(down, requests)):
+        assert not isinstance(error, BatchError)  # nothing was written: not a partial batch
+        assert isinstance(error.__cause__, redis.exceptions.ConnectionError)
+
+
+def _sync_failure(settings, requests):
+    with pytest.raises(QueueUnavailableError) as caught:
+        bootstrap(settings).queue.enqueue_many(requests)
+    return caught.value

@@ -97,6 +97,8 @@ class AsyncRQQueue:
             try:
                 await self._write(chunk)
             except QueueError as exc:
+                if not done:
+                    raise  # nothing of the batch was written: the error as it came, cause kept
                 raise calls.batch_failed(done, specs, exc) from exc
             done += [spec.job_id for spec in chunk]
         return done

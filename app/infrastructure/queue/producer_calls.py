@@ -114,10 +114,9 @@ def plan_batch(
     return specs, wanted
 
 
-def batch_failed(written: list[str], specs: Sequence[JobSpec], exc: QueueError) -> QueueError:
-    """The error of a chunk that failed: itself for the first chunk, else a `BatchError` listing
-    what the earlier chunks wrote."""
-    return BatchError(written, len(specs), exc) if written else exc
+def batch_failed(written: list[str], specs: Sequence[JobSpec], exc: QueueError) -> BatchError:
+    """The error of a chunk that failed after earlier ones were written: a `BatchError` listing them."""
+    return BatchError(written, len(specs), exc)
 
 
 def wait_slice(view: JobView, deadline: float, timeout: float) -> float | None:

@@ -112,6 +112,8 @@ class RQQueue:
             try:
                 self._write(chunk)
             except QueueError as exc:
+                if not written:
+                    raise  # nothing of the batch was written: the error as it came, cause kept
                 raise calls.batch_failed(written, specs, exc) from exc
             written += [spec.job_id for spec in chunk]
         return written

@@ -86,7 +86,6 @@ class Running:
     thread: int | None = None  # the pool thread running a plain `def` job, while it runs
     stop: bool = False  # rq's stop-job asked for it
     cold: bool = False  # a cold shutdown put it back
-    timed_out: bool = False  # the watchdog interrupted it at its timeout
     interrupted: float = 0.0  # when the watchdog interrupted it (monotonic)
     lost: bool = False  # the reaper gave it to another worker
 
@@ -520,7 +519,7 @@ class Watchdog(Upkeep):
 
     def enforce(self, entry: Running, now: float) -> None:
         if not entry.interrupted and now > entry.deadline + KILL_GRACE:
-            entry.interrupted, entry.timed_out = now, True
+            entry.interrupted = now
             log.warning(
                 "job %s still running %.1f s past its timeout: interrupting it",
                 entry.claim.job_id,

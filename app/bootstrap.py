@@ -18,9 +18,11 @@ from functools import cached_property
 from typing import Any
 
 import redis
+import redis.asyncio as aioredis
 
 from app.config import ConfigError, Settings
 from app.infrastructure.queue.admin import QueueAdmin
+from app.infrastructure.queue.async_queue import AsyncRQQueue
 from app.infrastructure.queue.directory import WorkerDirectory
 from app.infrastructure.queue.job_paths import LIMITS, JobRegistry
 from app.infrastructure.queue.job_spec import JobSpecBuilder
@@ -34,6 +36,7 @@ from app.infrastructure.queue.redis_store import RedisJobStore
 from app.infrastructure.queue.rq_queue import RQQueue
 from app.infrastructure.queue.schedule_store import ScheduleStore
 from app.infrastructure.queue.serialization import Serializer, make_serializer
+from app.infrastructure.redis.async_connection import connect_async
 from app.infrastructure.redis.connection import connect
 from app.worker.events import WorkerEvents
 from app.worker.execution import JobRunner
@@ -74,13 +77,13 @@ def serializer_for(settings: Settings) -> Serializer:
     return make_serializer(settings.serializer, settings.signing_key, settings.old_signing_keys)
 
 
-class Services:
-    """The parts of taskq for one `Settings`, built when first asked for."""
+class _Parts:
+    """What every set of parts has: one `Settings`, its registry and serializer, a client given."""
 
-    def __init__(self, settings: Settings, connection: redis.Redis | None = None) -> None:
+    def __init__(self, settings: Settings, connection: object | None = None) -> None:
         self.settings = settings
         if connection is not None:
-            self.__dict__["connection"] = connection
+            self.__dict__["connection"] = connection  # the cached property's slot: it is not built
 
     @cached_property
     def registry(self) -> JobRegistry:
@@ -89,6 +92,13 @@ class Services:
     @cached_property
     def serializer(self) -> Serializer:
         return serializer_for(self.settings)
+
+
+class Services(_Parts):
+    """The parts of taskq for one `Settings`, built when first asked for."""
+
+    def __init__(self, settings: Settings, connection: redis.Redis | None = None) -> None:
+        super().__init__(settings, connection)
 
     @cached_property
     def connection(self) -> redis.Redis:
@@ -120,9 +130,11 @@ class Services:
         mode: str | None = None,
         events: Sequence[WorkerEvents] = (),
         schedules: bool = False,
+        concurrency: int | None = None,
     ) -> Worker:
         """A worker for `queues` (default: all, highest priority first) running `functions`;
-        with `schedules`, it fires the schedules of `QUEUE_SCHEDULES_MODULE` too.
+        with `schedules`, it fires the schedules of `QUEUE_SCHEDULES_MODULE` too; with
+        `concurrency`, it runs up to that many jobs at once on an asyncio loop (`concurrency.py`).
 
         Raises:
             InvalidQueueNameError: a queue name is not valid.
@@ -133,7 +145,7 @@ class Services:
         name = name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
         heartbeat_ttl = int(3 * settings.heartbeat_interval + 5)
         known = {path: self.registry.version(path) for path in functions}  # published: who knows what
-        return Worker(
+        parts: dict[str, Any] = dict(
             store=RedisJobStore(
                 connection,
                 name,
@@ -143,7 +155,7 @@ class Services:
                 limits_for(settings, self.registry),
                 settings.max_failed,
             ),
-            presence=WorkerPresence(connection, name, names, WORKER_TTL, known),
+            presence=WorkerPresence(connection, name, names, WORKER_TTL, known, concurrency),
             reaper=Reaper(connection, names, settings.maintenance_interval, name, settings.max_failed),
             runner=JobRunner(
                 settings,
@@ -155,10 +167,14 @@ class Services:
             ),
             settings=settings,
             queues=names,
-            mode=mode or settings.worker_mode,
             events=events,
             scheduler=self.scheduler(events) if schedules else None,
         )
+        if concurrency is not None:
+            from app.worker.concurrency import ConcurrentWorker  # it builds on Worker
+
+            return ConcurrentWorker(concurrency=concurrency, **parts)
+        return Worker(mode=mode or settings.worker_mode, **parts)
 
     def scheduler(self, events: Sequence[WorkerEvents] = ()) -> Scheduler:
         """The schedules' scheduler (`QUEUE_SCHEDULES_MODULE`), checked against the registry."""
@@ -168,6 +184,43 @@ class Services:
     def schedule_store(self) -> ScheduleStore:
         """The schedules' state in Redis, and the script that fires their ticks."""
         return ScheduleStore(self.connection, JobSpecBuilder(self.settings, self.registry, self.serializer))
+
+
+class AsyncServices(_Parts):
+    """The asyncio parts for one `Settings` (an `async def` service's producer), built when first asked for.
+
+    Build it in the service's lifespan (it holds a `redis.asyncio` pool, which belongs to the loop
+    it was first used on) and `await services.aclose()` on shutdown.
+    """
+
+    def __init__(self, settings: Settings, connection: aioredis.Redis | None = None) -> None:
+        super().__init__(settings, connection)
+
+    @cached_property
+    def connection(self) -> aioredis.Redis:
+        """A `redis.asyncio` client for `REDIS_URL` (`QueueUnavailableError`: bad or Sentinel URL)."""
+        return connect_async(self.settings)
+
+    @cached_property
+    def queue(self) -> AsyncRQQueue:
+        """The producer, as coroutines: `await queue.enqueue(...)`, `get`, `wait`, `cancel`, `stop`."""
+        return AsyncRQQueue(self.connection, self.settings, self.registry, self.serializer)
+
+    async def aclose(self) -> None:
+        """Close the client's connections, if it was built."""
+        if "connection" in self.__dict__:
+            await self.connection.aclose()
+
+
+def bootstrap_async(
+    settings: Settings | None = None, *, connection: aioredis.Redis | None = None
+) -> AsyncServices:
+    """The asyncio producer's parts for `settings` (default: the environment's).
+
+    Raises:
+        ConfigError: with no `settings`, a variable of the environment holds a bad value.
+    """
+    return AsyncServices(settings if settings is not None else default_settings(), connection)
 
 
 def bootstrap(settings: Settings | None = None, *, connection: redis.Redis | None = None) -> Services:

@@ -27,6 +27,7 @@ class Exit(IntEnum):
     JOB_NOT_DONE = 4  # the job is still queued, scheduled, deferred or started (or a wait timed out)
     BROKEN_JOB_PATH = 5  # a registered job does not import here, or does not take its declared params:
     # fix the deploy, do not restart
+    RECYCLED = 6  # `--concurrency N`: a job ignored its timeout; its other jobs were put back: restart it
 
 
 MEANING = {
@@ -36,6 +37,7 @@ MEANING = {
     Exit.JOB_DID_NOT_FINISH: "the job did not finish",
     Exit.JOB_NOT_DONE: "the job is not done yet",
     Exit.BROKEN_JOB_PATH: "a registered job path does not import, or does not take its declared params",
+    Exit.RECYCLED: "a job ignored its timeout; the worker put its other jobs back and ended",
 }
 
 

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import drain, enqueue, footprint, latency, memory, peers, replicated, report
+from bench import aio, drain, enqueue, footprint, latency, memory, peers, replicated, report
 from bench.common import Ctx, Result, Sizes, quick
 from bench.redis_server import PrivateRedis
 
@@ -58,6 +58,8 @@ def one_round(ctx: Ctx, size: int, round_no: int) -> list[Result]:
     run_group(drain.contenders(ctx, 2), round_no, results)
     run_group(drain.limited_contenders(ctx), round_no, results)
     run_group(peers.drain_contenders(ctx), round_no, results)
+    run_turns(aio.enqueue(ctx), results)
+    run_group(aio.drain_contenders(ctx), round_no, results)
     run_group({**latency.contenders(ctx), **peers.latency_contenders(ctx)}, round_no, results)
     return results
 

@@ -35,6 +35,8 @@ class Sizes:
     latency_gap: float = 0.005  # seconds between samples
     rss_jobs: int = 100_000  # row 5
     peer: int = 3000  # row 6: jobs enqueued one by one, then drained
+    io_jobs: int = 2000  # "io drain": jobs of `await asyncio.sleep(0.05)`, concurrency 100
+    async_single: int = 3000  # "async enqueue": awaited calls per contender, in 20 turns
 
     @classmethod
     def from_env(cls) -> Sizes:
@@ -43,6 +45,7 @@ class Sizes:
             sizes = cls(
                 rounds=1, single=1000, bulk=10_000, drain_fork_rq=30, drain_fork=150, drain_simple=150,
                 drain_inline=400, drain_pool=400, latency=20, latency_slow=6, rss_jobs=10_000, peer=300,
+                io_jobs=400, async_single=500,
             )  # fmt: skip
         rss = os.environ.get("BENCH_RSS_JOBS")
         if rss:

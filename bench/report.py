@@ -26,6 +26,8 @@ BASELINES: dict[str, str] = {
     "taskq fork": "rq Worker",
     "taskq pool": "rq Worker",  # a process of its own per job, like rq's fork Worker
     "taskq inline": "rq SimpleWorker",
+    "taskq AsyncRQQueue.enqueue": "arq enqueue_job",  # issue 13: the asyncio producer against arq's
+    "taskq --concurrency 100": "arq",
 }
 #: contender -> a second taskq line of the same row it is compared with (ratio kind "inline").
 SIBLINGS = {"taskq pool": "taskq inline"}
@@ -38,8 +40,19 @@ FLOOR = {
     "peers enqueue": ("enqueue", "redis RPUSH"),
 }
 #: Where "the fastest peer" is found for each row: (row of the peers, better = max or min).
-PEER_ROW = {"enqueue": "peers enqueue", "drain 1p": "peers drain", "latency": "latency"}
+PEER_ROW = {
+    "enqueue": "peers enqueue",
+    "drain 1p": "peers drain",
+    "latency": "latency",
+    "io drain": "io drain",
+    "async enqueue": "async enqueue",
+}
 PEERS = ("huey", "dramatiq")
+#: The peers of the asyncio rows (issue 13), by row; the other rows' are PEERS.
+ROW_PEERS = {
+    "io drain": ("arq", "saq", "taskiq"),
+    "async enqueue": ("arq enqueue_job", "saq enqueue", "taskiq kiq"),
+}
 
 
 def baseline_of(row: str, contender: str) -> tuple[str, str] | None:
@@ -84,7 +97,7 @@ def _fastest_peer(index: dict[tuple[str, str], float], row: str) -> float | None
     peer_row = PEER_ROW.get(row)
     if peer_row is None:
         return None
-    values = [index[(peer_row, p)] for p in PEERS if (peer_row, p) in index]
+    values = [index[(peer_row, p)] for p in ROW_PEERS.get(row, PEERS) if (peer_row, p) in index]
     if not values:
         return None
     return min(values) if row in LOWER_IS_BETTER else max(values)
@@ -182,6 +195,32 @@ CHECKS: list[tuple[str, str, str, str, float]] = [
         0.8,
     ),
 ]
+CHECKS += [
+    (
+        "io drain, concurrency 100 >= fastest of arq/SAQ/taskiq",
+        "io drain",
+        "taskq --concurrency 100",
+        "peer",
+        1.0,
+    ),
+    (
+        "AsyncRQQueue.enqueue >= arq enqueue_job",
+        "async enqueue",
+        "taskq AsyncRQQueue.enqueue",
+        "baseline",
+        1.0,
+    ),
+]
+#: (target, row, contender, extra figure, at least): a figure of the line itself, as a ratio.
+FIGURE_CHECKS: list[tuple[str, str, str, str, float]] = [
+    (
+        "io drain, concurrency 100 >= 0.95x the ceiling",
+        "io drain",
+        "taskq --concurrency 100",
+        "ceiling_ratio",
+        0.95,
+    ),
+]
 #: (target, row, contender, at most, unit): figures with an absolute bound.
 BOUNDS: list[tuple[str, str, str, float, str]] = [
     ("start latency p50 <= 3 ms (inline)", "latency", "taskq inline", 3.0, "ms"),
@@ -198,6 +237,10 @@ def targets(lines: list[Line]) -> list[dict[str, Any]]:
         line = _find(lines, row, contender)
         got = line.ratios.get(kind) if line else None
         out.append(_target(name, got, need, f"{got:.2f}x" if got is not None else "n/a", higher=True))
+    for name, row, contender, figure, need in FIGURE_CHECKS:
+        line = _find(lines, row, contender)
+        got = line.extra.get(figure) if line else None
+        out.append(_target(name, got, need, f"{got:.3f}x" if got is not None else "n/a", higher=True))
     for name, row, contender, bound, unit in BOUNDS:
         line = _find(lines, row, contender)
         got = line.value if line else None
@@ -224,6 +267,8 @@ def _figure(line: Line) -> str:
     text = f"{line.value:,.0f} jobs/s"
     if "p50_ms" in line.extra:
         text += f" (call p50 {line.extra['p50_ms']:.3f} / p99 {line.extra['p99_ms']:.3f} ms)"
+    if "ceiling_ratio" in line.extra:
+        text += f" ({line.extra['ceiling_ratio']:.3f}x the ceiling, {line.extra['seconds']:.3f} s)"
     if "startup_s" in line.extra:
         text += f" (start {line.extra['startup_s']:.2f} s, then {line.extra['steady_jobs_s']:,.0f}/s)"
     return text
@@ -234,7 +279,7 @@ def _x(value: float | None) -> str:
 
 
 ROW_ORDER = ["enqueue", "replicated", "bulk", "drain 1p", "drain 2p", "drain limits", "latency", "memory"]
-ROW_ORDER += ["job bytes", "peers enqueue", "peers drain"]
+ROW_ORDER += ["job bytes", "peers enqueue", "peers drain", "async enqueue", "io drain"]
 
 
 def table(lines: list[Line], target_rows: list[dict[str, Any]]) -> str:

@@ -22,6 +22,7 @@ SCENARIOS: dict[str, Callable[[float], Row]] = {
     "kill-storm": scenarios.kill_storm,
     "pool-kill-storm": scenarios.pool_kill_storm,
     "pool-horse-kills": scenarios.pool_horse_storm,
+    "async-kill-storm": scenarios.async_kill_storm,
     "crash-1-queue": partial(scenarios.crash_after_claim, queues="default"),
     "crash-3-queues": partial(scenarios.crash_after_claim, queues="high,default,low"),
     "sigterm-storm": scenarios.sigterm_storm,

@@ -24,6 +24,7 @@ from chaos.servers import PrivateRedis
 
 ROOT = Path(__file__).resolve().parents[1]
 JOB = ("record", "chaos.jobs.record")
+ASYNC_JOB = ("record_async", "chaos.jobs.record_async")  # the same ledger, as an `async def` job
 #: Worker settings for the suite: fast heartbeats and upkeep, so that recovery takes seconds.
 WORKER_ENV = {
     "WORKER_HEARTBEAT_INTERVAL": "1",
@@ -57,7 +58,7 @@ class Row:
 def settings_for(url: str) -> Settings:
     return Settings(
         redis_url=url,
-        extra_jobs=(JOB,),
+        extra_jobs=(JOB, ASYNC_JOB),
         retry_max=5,
         retry_base=0.2,
         retry_factor=2.0,
@@ -218,6 +219,7 @@ class Run:
         work: float = 0.0,
         priorities: Sequence[str] = ("default",),
         limit_keys: Sequence[str] = (),
+        job_name: str = "record",
     ) -> None:
         """`count` record jobs, by batches; with `limit_keys`, each has one of them (in turn), and
         its execution's span is in the ledger under that key."""
@@ -229,7 +231,7 @@ class Run:
                 params = {"token": job_id, "work": work, **({"span": key} if key else {})}
                 requests.append(
                     JobRequest(
-                        "record",
+                        job_name,
                         params,
                         job_id=job_id,
                         priority=priorities[i % len(priorities)],  # type: ignore[arg-type]

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 
 import redis
+import redis.asyncio as aioredis
 
 _ledger: redis.Redis | None = None
+_async_ledgers: dict[
+    int, aioredis.Redis
+] = {}  # one per event loop: a redis.asyncio pool is bound to its loop
 
 
 def record(token: str, work: float = 0.0, pad: str = "", not_before: float = 0.0, span: str = "") -> str:
@@ -44,3 +49,21 @@ def record(token: str, work: float = 0.0, pad: str = "", not_before: float = 0.0
 def _now(ledger: redis.Redis) -> float:
     seconds, micros = ledger.time()
     return float(seconds + micros / 1e6)
+
+
+async def record_async(token: str, work: float = 0.0) -> str:
+    """`record` as an `async def` job (`--concurrency N` workers run it on their loop): awaits
+    `work` seconds, then counts this execution of `token` in the ledger."""
+    loop = id(asyncio.get_running_loop())
+    ledger = _async_ledgers.get(loop)
+    if ledger is None:
+        ledger = _async_ledgers[loop] = aioredis.Redis.from_url(
+            os.environ["CHAOS_LEDGER_URL"], socket_timeout=10, socket_connect_timeout=5
+        )
+    if work:
+        await asyncio.sleep(work)
+    async with ledger.pipeline(transaction=True) as pipe:
+        pipe.incr(f"exec:{token}")
+        pipe.sadd("done", token)
+        await pipe.execute()
+    return token

@@ -1,5 +1,5 @@
-"""The seven scenarios of issue 4, and issue 17's storms on pool mode. Each returns a Row; each
-cleans up after itself."""
+"""The seven scenarios of issue 4, issue 17's storms on pool mode and issue 13's on `--concurrency`
+workers. Each returns a Row; each cleans up after itself."""
 
 from __future__ import annotations
 
@@ -50,6 +50,24 @@ def pool_horse_storm(scale: float) -> Row:
     return _storm_row("2c horse kills, pool mode", "kill_horses", jobs, every=1.0, length=length, mode="pool")
 
 
+def async_kill_storm(scale: float) -> Row:
+    """Issue 13: the kill storm on `--concurrency 20` workers running `async def` jobs: each
+    SIGKILL takes up to 20 running jobs (and those claimed ahead) down at once."""
+    concurrency = 20
+    return _storm_row(
+        "2d kill storm, --concurrency 20",
+        "kill",
+        int(1500 * scale),
+        every=2.0,
+        length=10.0 * scale,
+        args=("--concurrency", str(concurrency)),
+        job=("record_async", 0.2),  # 2 workers x 20 at once: ~8 s of work, all of it under the storm
+        # A kill loses the outcomes of the jobs in flight (running, or being recorded): those that
+        # had done their work run again. At most the running ones and one ahead each, per kill.
+        per_kill=concurrency + concurrency // 2,
+    )
+
+
 def crash_after_claim(scale: float, queues: str) -> Row:
     """Workers that die (os._exit) right after claiming a job, before running it: 5% of claims."""
     run = Run()
@@ -75,7 +93,17 @@ def sigterm_storm(scale: float) -> Row:
     return _storm_row("4 SIGTERM storm", "terminate", int(1500 * scale), every=1.5, length=20.0 * scale)
 
 
-def _storm_row(name: str, blow: str, jobs: int, every: float, length: float, mode: str = "fork") -> Row:
+def _storm_row(
+    name: str,
+    blow: str,
+    jobs: int,
+    every: float,
+    length: float,
+    mode: str = "fork",
+    args: tuple[str, ...] | None = None,
+    job: tuple[str, float] = ("record", 0.01),
+    per_kill: int = 1,
+) -> Row:
     """Strike the workers (`Fleet.kill` or `Fleet.terminate`, or only their horses) while they
     drain `jobs`, in `mode` (fork or pool).
 
@@ -84,14 +112,14 @@ def _storm_row(name: str, blow: str, jobs: int, every: float, length: float, mod
     """
     run = Run()
     try:
-        run.enqueue_batches(run.producer(), jobs, work=0.01)
-        fleet = run.fleet(2, "--mode", mode)
+        run.enqueue_batches(run.producer(), jobs, work=job[1], job_name=job[0])
+        fleet = run.fleet(2, *(args if args is not None else ("--mode", mode)))
         strike = _horse_killer(fleet) if blow == "kill_horses" else getattr(fleet, blow)
         kills = _storm(run, strike, fleet, every=every, length=length)
         recovery = run.wait_final(FINISH_WITHIN)
         fleet.stop()
         row = run.account(Row(name, 0, kills=kills, recovery=recovery))
-        bound = kills if blow.startswith("kill") else 0
+        bound = kills * per_kill if blow.startswith("kill") else 0
         if row.duplicates > bound:
             row.failures.append(f"{row.duplicates} duplicates > {bound} ({kills} {blow}s)")
         return row

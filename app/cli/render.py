@@ -135,12 +135,16 @@ def workers_table(workers: Sequence[WorkerInfo]) -> Table | str:
             w.name,
             w.host,
             str(w.pid or "-"),
-            f"not seen for {age(_quiet(w))}" if w.stale else w.state,
+            f"not seen for {age(_quiet(w))}" if w.stale else _state(w),
             ",".join(w.queues) or "-",
             w.current_job or "-",
             since(w.last_heartbeat),
         )
     return table
+
+
+def _state(worker: WorkerInfo) -> str:
+    return f"{worker.state}, up to {worker.concurrency} at once" if worker.concurrency > 1 else worker.state
 
 
 def _quiet(worker: WorkerInfo) -> float | None:

@@ -40,6 +40,12 @@ log = logging.getLogger("taskq.worker")
     type=click.Choice(list(WORKER_MODES)),
     help="fork: a process per job (default); pool: reused processes (faster); inline: no isolation.",
 )
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 1000),
+    help="Run up to N jobs at once in each process, on an asyncio loop (async def jobs on the loop, "
+    "plain def jobs on a thread pool of N).",
+)
 @click.option("--max-jobs", type=click.IntRange(1), help="Exit after this many jobs.")
 @click.option("--name", help="Worker name (default: host.pid.random).")
 @click.option("--url", help="Redis URL [default: REDIS_URL].")
@@ -58,6 +64,7 @@ def worker_command(
     burst: bool,
     processes: int,
     mode: str | None,
+    concurrency: int | None,
     max_jobs: int | None,
     name: str | None,
     url: str | None,
@@ -67,6 +74,8 @@ def worker_command(
     supervised: bool = False,
 ) -> None:
     """Run background jobs from the queues until SIGTERM (which finishes the current job first)."""
+    if concurrency is not None and mode is not None:
+        raise click.UsageError("--concurrency runs jobs on an asyncio loop: it takes no --mode")
     settings = _settings(url)
     logs.configure(settings.log_level, settings.log_format)
     if not supervised:
@@ -74,6 +83,7 @@ def worker_command(
         warn_about_strangers(settings)
     if processes > 1:
         args = _passthrough(queues, burst, mode, max_jobs, url) + (["--no-scheduler"] if no_scheduler else [])
+        args += ["--concurrency", str(concurrency)] if concurrency is not None else []
         sys.exit(Supervisor(processes, args, _metrics_args(metrics_port, metrics_host)).run())
     queue_names = [q.strip() for q in queues.split(",")] if queues else None
     announce_folders(settings)
@@ -82,7 +92,13 @@ def worker_command(
     try:
         events = _metrics(metrics_port, metrics_host, settings)
         worker = services.worker(
-            functions, queue_names, name=name, mode=mode, events=events, schedules=not no_scheduler
+            functions,
+            queue_names,
+            name=name,
+            mode=mode,
+            events=events,
+            schedules=not no_scheduler,
+            concurrency=concurrency,
         )
         testing.install(worker)
         # Refused (a wrong password, an ACL without a command it needs; with --burst, Redis down

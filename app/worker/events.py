@@ -54,6 +54,12 @@ class WorkerEvents(Protocol):
     def schedule_fired(self, name: str, enqueued: int, skipped: int, missed: int) -> None:
         """This worker fired a schedule's ticks: jobs enqueued, ticks skipped (overlap), missed."""
 
+    def loop_lag(self, seconds: float) -> None:
+        """`--concurrency N`: how late the event loop answered its tick (about once a second)."""
+
+    def loop_blocked(self, seconds: float, claim: Claim | None) -> None:
+        """`--concurrency N`: a job (`claim`, if known) blocked the event loop past the threshold."""
+
 
 class NoEvents:
     """Does nothing; subclass it and override what you need."""
@@ -74,6 +80,12 @@ class NoEvents:
         pass
 
     def schedule_fired(self, name: str, enqueued: int, skipped: int, missed: int) -> None:
+        pass
+
+    def loop_lag(self, seconds: float) -> None:
+        pass
+
+    def loop_blocked(self, seconds: float, claim: Claim | None) -> None:
         pass
 
 

@@ -17,7 +17,7 @@ import inspect
 import pickle
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +45,8 @@ UNSERIALIZABLE = "Unserializable return value"
 #: Seconds a handed-back job waits before it can be claimed again: a lone old worker does not spin
 #: on it, and a worker that knows it (say, just deployed) gets it within this long.
 HANDBACK_DELAY = 5.0
+#: How `run_async` calls a plain `def` job: on a thread of the worker's pool, awaited.
+Offload = Callable[[Callable[[], Any]], Awaitable[Any]]
 
 
 class JobStopped(BaseException):
@@ -166,15 +168,10 @@ class JobRunner:
         self._signatures = {name: _Signature.of(func) for name, func in functions.items()}
 
     def run(self, claim: Claim) -> Outcome:
-        try:
-            job_name, func, args, kwargs = self._load(claim)
-        except _NotKnownHereError as unknown:
-            return self._not_known(claim, unknown)
-        except (PayloadError, JobNotAllowedError, InvalidParamsError) as exc:
-            return Outcome.failure(_refusal(exc), retryable=False)
-        context = JobContext(
-            claim.job_id, job_name, claim.queue, claim.attempt, self.settings, self.progress(claim)
-        )
+        prepared = self._prepare(claim)
+        if isinstance(prepared, Outcome):
+            return prepared
+        job_name, func, args, kwargs, context = prepared
         try:
             with (
                 running(context),
@@ -184,17 +181,54 @@ class JobRunner:
                 value = func(*args, **kwargs)
                 if asyncio.iscoroutine(value):
                     value = asyncio.run(value)
-        except JobStopped:
-            return Outcome(Ending.STOPPED, error="Job stopped by request", job_name=job_name)
-        except PermanentError:
-            return Outcome.failure(traceback.format_exc(), retryable=False, job_name=job_name)
-        except RateLimited as exc:
-            return Outcome(
-                Ending.SNOOZE, error=f"RateLimited: {exc}", job_name=job_name, delay=exc.retry_after
-            )
-        except (Exception, SystemExit, KeyboardInterrupt):  # a job's sys.exit() ends the job, not the worker
-            return Outcome.failure(traceback.format_exc(), retryable=True, job_name=job_name)
+        except (JobStopped, PermanentError, RateLimited, Exception, SystemExit, KeyboardInterrupt) as exc:
+            return _ended(exc, job_name)
         return self._finished(value, job_name)
+
+    async def run_async(self, claim: Claim, offload: Offload) -> Outcome:
+        """`run` on the running event loop (`--concurrency N`): an `async def` job is awaited under
+        its timeout (`asyncio.timeout`); a plain `def` job is called through `offload` (the
+        worker's thread pool), whose watchdog enforces its timeout. Cancelling the task (a stop,
+        a cold shutdown) raises `CancelledError` out of here: the caller knows which it was."""
+        prepared = self._prepare(claim)
+        if isinstance(prepared, Outcome):
+            return prepared
+        job_name, func, args, kwargs, context = prepared
+        seconds = self.timeout(claim)
+        deadline = asyncio.timeout(seconds)
+        try:
+            with running(context), tracing.job_span(claim.record.trace, _span_attributes(claim, job_name)):
+                if inspect.iscoroutinefunction(func):
+                    async with deadline:
+                        value = await func(*args, **kwargs)
+                else:
+                    value = await offload(lambda: func(*args, **kwargs))
+                    if inspect.isawaitable(value):
+                        async with deadline:
+                            value = await value
+        except TimeoutError as exc:
+            if not deadline.expired():
+                return _ended(exc, job_name)  # the job's own TimeoutError (a client's, say)
+            error = f"JobTimeoutException: Task exceeded maximum timeout value ({seconds} seconds)"
+            return Outcome.failure(error, retryable=True, job_name=job_name)
+        except (JobStopped, PermanentError, RateLimited, Exception, SystemExit, KeyboardInterrupt) as exc:
+            return _ended(exc, job_name)
+        return self._finished(value, job_name)
+
+    def _prepare(
+        self, claim: Claim
+    ) -> Outcome | tuple[str, Callable[..., Any], tuple[Any, ...], dict[str, Any], JobContext]:
+        """The job loaded and checked, with its context; or the outcome of a job that cannot run."""
+        try:
+            job_name, func, args, kwargs = self._load(claim)
+        except _NotKnownHereError as unknown:
+            return self._not_known(claim, unknown)
+        except (PayloadError, JobNotAllowedError, InvalidParamsError) as exc:
+            return Outcome.failure(_refusal(exc), retryable=False)
+        context = JobContext(
+            claim.job_id, job_name, claim.queue, claim.attempt, self.settings, self.progress(claim)
+        )
+        return job_name, func, args, kwargs, context
 
     def _finished(self, value: Any, job_name: str) -> Outcome:
         # A result past the bound would crowd jobs out of Redis (and past proto-max-bulk-len break
@@ -284,6 +318,18 @@ class JobRunner:
         except Exception:
             blob = self.serializer.dumps(UNSERIALIZABLE)
         return base64.b64encode(blob).decode()
+
+
+def _ended(exc: BaseException, job_name: str) -> Outcome:
+    """The outcome of a job that raised `exc` (called inside its `except`, for the traceback)."""
+    if isinstance(exc, JobStopped):
+        return Outcome(Ending.STOPPED, error="Job stopped by request", job_name=job_name)
+    if isinstance(exc, PermanentError):
+        return Outcome.failure(traceback.format_exc(), retryable=False, job_name=job_name)
+    if isinstance(exc, RateLimited):
+        return Outcome(Ending.SNOOZE, error=f"RateLimited: {exc}", job_name=job_name, delay=exc.retry_after)
+    # Anything else (a job's sys.exit() too) ends the job, not the worker; it may be retried.
+    return Outcome.failure(traceback.format_exc(), retryable=True, job_name=job_name)
 
 
 def _refusal(exc: Exception) -> str:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -86,6 +86,26 @@ class MetricsEvents(NoEvents):
             ["queue", "outcome"],
             registry=registry,
         )
+
+        self.loop_lag_seconds = Gauge(
+            "taskq_event_loop_lag_seconds",
+            "How late the worker's event loop answered its last tick (--concurrency N; 0 otherwise).",
+            registry=registry,
+        )
+        self.loop_blocked_total = Counter(
+            "taskq_event_loop_blocked",
+            "Times a job blocked the worker's event loop past the warning threshold (--concurrency N).",
+            ["job_name", "queue"],
+            registry=registry,
+        )
+
+    def loop_lag(self, seconds: float) -> None:
+        self.loop_lag_seconds.set(seconds)
+
+    def loop_blocked(self, seconds: float, claim: Claim | None) -> None:
+        self.loop_lag_seconds.set(seconds)
+        name, queue = (claim.record.job_name, claim.queue) if claim is not None else ("", "")
+        self.loop_blocked_total.labels(name, queue).inc()
 
     def job_started(self, claim: Claim) -> None:
         self.started.labels(claim.record.job_name, claim.queue).inc()

@@ -25,11 +25,11 @@ log = logging.getLogger("taskq.worker")
 class Upkeep:
     """The heartbeat thread of one worker."""
 
-    def __init__(self, worker: Worker, every: float) -> None:
+    def __init__(self, worker: Worker, every: float, name: str = "taskq-heartbeat") -> None:
         self.worker = worker
         self.every = every
         self._done = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="taskq-heartbeat", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._lost: Claim | None = None  # the job the heartbeat found taken back
 
     def start(self) -> None:

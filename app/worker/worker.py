@@ -151,9 +151,7 @@ class Worker:
         if reply is None:
             execution_id = new_execution_id()
             try:
-                self._recover_lost()
-                reply = self.store.claim(execution_id)
-                self.outage.over()
+                reply = self._claim_once(execution_id)
             except QueueError as exc:
                 self._claim_failed(exc, execution_id)
                 return None
@@ -165,6 +163,13 @@ class Worker:
             if not burst or reply.waiting:
                 self._wait_for_work(reply)
         return claim
+
+    def _claim_once(self, execution_id: str) -> ClaimReply:
+        """Put back what lost claims took, then claim under `execution_id` (raises `QueueError`)."""
+        self._recover_lost()
+        reply = self.store.claim(execution_id)
+        self.outage.over()
+        return reply
 
     def _wait_for_work(self, reply: ClaimReply) -> None:
         """Block until a producer pushes a wake-up token, a scheduled job is due, or `idle_poll` passes."""

@@ -1,4 +1,5 @@
-"""One set of cases, run against every adapter of the `JobQueue` port: InMemoryQueue and RQQueue.
+"""One set of cases, run against every adapter of the `JobQueue` port: InMemoryQueue, RQQueue and
+AsyncRQQueue (its coroutines run to completion on a loop of the harness's own, `tests/support/aio.py`).
 
 Whatever the application's unit tests learn from the fake holds for the real thing.
 """
@@ -23,6 +24,7 @@ from app.infrastructure.queue.job_paths import INGEST_DOC_JOB
 from app.infrastructure.queue.memory_queue import InMemoryQueue
 from app.infrastructure.queue.port import JobQueue, JobRequest, JobStatus, RetryPolicy
 from app.infrastructure.queue.rq_queue import RQQueue
+from tests.support.aio import AsyncHarnessLoop
 from tests.support.inprocess import drain
 
 NOW_RETRY = RetryPolicy(max_retries=2, base=0, jitter=0)
@@ -45,12 +47,24 @@ class RedisHarness:
         drain(self.settings, self.r)
 
 
-@pytest.fixture(params=["memory", "redis"])
+class AsyncRedisHarness(RedisHarness):
+    """AsyncRQQueue behind a sync face: every case runs on it unchanged."""
+
+    def __init__(self, settings, r, loop: AsyncHarnessLoop):
+        super().__init__(settings, r)
+        self.queue = loop.sync_queue(settings)
+
+
+@pytest.fixture(params=["memory", "redis", "async"])
 def make_harness(request, settings):
     def make(**changes):
         local = replace(settings, **changes)
         if request.param == "memory":
             return MemoryHarness(local)
+        if request.param == "async":
+            loop = AsyncHarnessLoop()
+            request.addfinalizer(loop.close)
+            return AsyncRedisHarness(local, request.getfixturevalue("r"), loop)
         return RedisHarness(local, request.getfixturevalue("r"))
 
     return make

@@ -1,5 +1,6 @@
-"""Issue 15's cases, on both adapters: typed params refused at enqueue with nothing written, a job
-its worker does not know handed back unfailed (or failed once the grace is over), and
+"""Issue 15's cases, on the three adapters (AsyncRQQueue too): typed params refused at enqueue
+with nothing written, a job its worker does not know handed back unfailed (or failed once the
+grace is over), and
 `require_worker` refusing what no worker knows. The producer is the new deploy; `drain` is an
 old worker that does not know `added_later`, nor version 2 of `add`."""
 
@@ -16,6 +17,7 @@ from app.infrastructure.queue.job_paths import INGEST_DOC_JOB, PARAMS, JobRegist
 from app.infrastructure.queue.memory_queue import InMemoryQueue
 from app.infrastructure.queue.port import JobQueue, JobRequest, JobStatus
 from app.infrastructure.queue.rq_queue import RQQueue
+from tests.support.aio import AsyncHarnessLoop
 from tests.support.inprocess import drain
 from tests.support.jobs import LATER_JOB, TEST_JOBS
 from tests.support.params import AddParams, EchoParams
@@ -49,13 +51,26 @@ class Redis:
         return len(list(self.r.scan_iter("rq:job:*")))
 
 
-@pytest.fixture(params=["memory", "redis"])
+class AsyncRedis(Redis):
+    """AsyncRQQueue behind a sync face (`tests/support/aio.py`), the same registry."""
+
+    def __init__(self, producer, worker, r, loop: AsyncHarnessLoop):
+        super().__init__(producer, worker, r)
+        registry = JobRegistry(extra=producer.extra_jobs, params=DECLARED)
+        self.queue = loop.sync_queue(producer, registry)
+
+
+@pytest.fixture(params=["memory", "redis", "async"])
 def make(request, settings):
     def build(grace: float = 3600.0):
         worker = replace(settings, unknown_job_grace=grace)
         producer = replace(worker, extra_jobs=(*TEST_JOBS, LATER_JOB))
         if request.param == "memory":
             return Memory(producer, worker)
+        if request.param == "async":
+            loop = AsyncHarnessLoop()
+            request.addfinalizer(loop.close)
+            return AsyncRedis(producer, worker, request.getfixturevalue("r"), loop)
         return Redis(producer, worker, request.getfixturevalue("r"))
 
     return build

@@ -35,9 +35,16 @@ EXPECTED = {
     "memory": {"taskq inline", "taskq pool"},
     "job bytes": {"taskq", "taskq (signed)", "rq Queue.enqueue"},
     "drain limits": {"taskq inline", "taskq inline, concurrency:64", "taskq inline, per key (100 keys)"},
+    "replicated": {"taskq enqueue", "taskq enqueue, WAIT 1 replica"},  # issue 16's row
 }
 # The peers are the `bench` extra: `make bench` installs them, `make test` may not.
 PEERS = {name for name in ("huey", "dramatiq") if importlib.util.find_spec(name) is not None}
+#: The asyncio rows (issue 13): taskq always, each async peer where it is installed.
+ASYNC_PEERS = {
+    "arq": ("arq", "arq enqueue_job"),
+    "saq": ("saq", "saq enqueue"),
+    "taskiq_redis": ("taskiq", "taskiq kiq"),
+}
 
 
 @pytest.mark.timeout(330)  # ~100 s alone; more beside the other tests (`make test` runs two at once)
@@ -55,6 +62,12 @@ def test_quick_bench_writes_every_row_with_positive_figures(tmp_path):
     if PEERS:
         expected["peers enqueue"] = set(PEERS)
         expected["peers drain"] = set(PEERS)
+    expected["io drain"] = {"taskq --concurrency 100"}
+    expected["async enqueue"] = {"taskq AsyncRQQueue.enqueue"}
+    for module, (drain_name, enqueue_name) in ASYNC_PEERS.items():
+        if importlib.util.find_spec(module) is not None:
+            expected["io drain"].add(drain_name)
+            expected["async enqueue"].add(enqueue_name)
     found: dict[str, set[str]] = {}
     for line in document["rows"]:
         found.setdefault(line["row"], set()).add(line["contender"])
@@ -67,7 +80,8 @@ def test_quick_bench_writes_every_row_with_positive_figures(tmp_path):
     assert found == expected
 
     # Without the peers, the "fastest peer" targets cannot be measured; every other one is.
-    statuses = {"met", "missed"} | (set() if PEERS else {"not measured"})
+    every_peer = PEERS and all(importlib.util.find_spec(module) for module in ASYNC_PEERS)
+    statuses = {"met", "missed"} | (set() if every_peer else {"not measured"})
     assert document["targets"] and all(t["status"] in statuses for t in document["targets"])
     assert document["machine"]["redis"] and document["payload_bytes"] > 0
     assert "| row " in done.stdout  # the table was printed

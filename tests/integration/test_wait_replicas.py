@@ -7,11 +7,13 @@ SIGSTOP cannot acknowledge: the enqueue retries for REDIS_RETRY_SECONDS, then ra
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
 import redis
 
+from app.bootstrap import bootstrap_async
 from app.config import ConfigError, Settings
 from app.infrastructure.queue.errors import QueueReplicationError
 from app.infrastructure.queue.port import JobRequest
@@ -91,3 +93,35 @@ def test_the_setting_is_read_from_the_environment_and_checked():
     assert (settings.wait_replicas, settings.wait_timeout_ms) == (1, 250)
     with pytest.raises(ConfigError, match="QUEUE_WAIT_REPLICAS"):
         Settings.from_env({"QUEUE_WAIT_REPLICAS": "-1"})
+
+
+def test_the_asyncio_producer_waits_for_replicas_too(pair):
+    primary, replica = pair
+    settings = Settings(
+        redis_url=primary.url,
+        extra_jobs=TEST_JOBS,
+        wait_replicas=1,
+        wait_timeout_ms=200,
+        redis_retry_seconds=1.0,
+    )
+
+    async def main() -> tuple[str, list[str], QueueReplicationError]:
+        services = bootstrap_async(settings)
+        try:
+            one = await services.queue.enqueue("add", {"a": 1, "b": 2})
+            many = await services.queue.enqueue_many([JobRequest("add", {"a": i, "b": i}) for i in range(3)])
+            replica.pause()
+            try:
+                with pytest.raises(QueueReplicationError) as raised:
+                    await services.queue.enqueue("add", {"a": 5, "b": 5})
+            finally:
+                replica.resume()
+            return one, many, raised.value
+        finally:
+            await services.aclose()
+
+    one, many, error = asyncio.run(main())
+    assert all(replica.client().exists(f"rq:job:{job_id}") for job_id in [one, *many])
+    (job_id,) = error.job_ids
+    assert "0 of 1 replica(s) acknowledged" in str(error)
+    assert queued_ids(primary.client()).count(job_id.encode()) == 1  # retried, written once

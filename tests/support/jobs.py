@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -104,6 +106,12 @@ TEST_JOBS = (
     ("span", f"{__name__}.span"),
     ("rate_limited_once", f"{__name__}.rate_limited_once"),
     ("hold_memory", f"{__name__}.hold_memory"),
+    ("async_span", f"{__name__}.async_span"),
+    ("async_block", f"{__name__}.async_block"),
+    ("async_ledger", f"{__name__}.async_ledger"),
+    ("async_whoami", f"{__name__}.async_whoami"),
+    ("async_progress", f"{__name__}.async_progress"),
+    ("async_stubborn", f"{__name__}.async_stubborn"),
 )
 #: The job a deploy adds: producers and new workers register it next to TEST_JOBS, old workers do not.
 LATER_JOB = ("added_later", f"{__name__}.added_later")
@@ -158,3 +166,56 @@ def hold_memory(mb: int) -> int:
         block[offset] = 1  # touched: resident, not just reserved
     _HELD.append(block)
     return os.getpid()
+
+
+async def async_span(path: str, seconds: float) -> float:
+    """`span` on the event loop: `start <time> <pid>`, `await asyncio.sleep`, `end <time> <pid>`."""
+    with open(path, "a") as handle:
+        handle.write(f"start {time.time()!r} {os.getpid()}\n")
+    await asyncio.sleep(seconds)
+    with open(path, "a") as handle:
+        handle.write(f"end {time.time()!r} {os.getpid()}\n")
+    return seconds
+
+
+async def async_block(path: str, seconds: float) -> float:
+    """Blocks the event loop it runs on (`time.sleep` inside `async def`: the arq#230 pitfall)."""
+    with open(path, "a") as handle:
+        handle.write(f"start {time.time()!r}\n")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+    with open(path, "a") as handle:
+        handle.write(f"end {time.time()!r}\n")
+    return seconds
+
+
+async def async_ledger(path: str, token: str, seconds: float = 0.0) -> str:
+    """Awaits `seconds`, then appends `token` to `path`: one line per completed execution."""
+    await asyncio.sleep(seconds)
+    with open(path, "a") as handle:
+        handle.write(token + "\n")
+    return token
+
+
+async def async_whoami(seconds: float = 0.0) -> dict[str, Any]:
+    await asyncio.sleep(seconds)
+    context = current_job()
+    assert context is not None
+    return {"job_id": context.job_id, "attempt": context.attempt, "pid": os.getpid()}
+
+
+async def async_progress(steps: int, pause: float = 0.0) -> int:
+    for step in range(1, steps + 1):
+        await asyncio.sleep(pause)
+        report_progress(step, steps, f"step {step}")
+    return steps
+
+
+async def async_stubborn(seconds: float) -> str:
+    """Blocks the loop and swallows whatever interrupts it, for `seconds`: only a process kill ends it."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(BaseException):  # that is the point: it ignores its timeout
+            time.sleep(0.05)
+    return "survived"

@@ -1,6 +1,7 @@
 """The task queue: enqueue from the application, and the Redis adapter behind it.
 
-The package's face is small: `from app.infrastructure.queue import RQQueue, JobRequest, QueueError`.
+The package's face is small: `from app.infrastructure.queue import RQQueue, JobRequest, QueueError`
+(and `AsyncRQQueue`, the same port as coroutines, for asyncio services).
 Names are imported when first used, so importing one module of the package (the worker imports
 `errors`) does not load the rest.
 """
@@ -11,6 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the names of __all__, for type checkers (tests/unit/test_faces.py)
+    from app.infrastructure.queue.async_queue import AsyncRQQueue
     from app.infrastructure.queue.errors import (
         EnqueueError,
         InvalidOptionError,
@@ -44,6 +46,7 @@ if TYPE_CHECKING:  # the names of __all__, for type checkers (tests/unit/test_fa
 
 __all__ = [
     "INGEST_DOC_JOB",
+    "AsyncRQQueue",
     "EnqueueError",
     "EnqueueOptions",
     "InMemoryQueue",
@@ -72,7 +75,7 @@ __all__ = [
     "WaitTimeoutError",
 ]
 #: Where the names of the face live, lightest module first.
-_MODULES = ("errors", "port", "job_params", "job_paths", "rq_queue", "memory_queue")
+_MODULES = ("errors", "port", "job_params", "job_paths", "rq_queue", "memory_queue", "async_queue")
 
 
 def __getattr__(name: str) -> Any:

@@ -47,6 +47,7 @@ class WorkerInfo:
     jobs: dict[str, int] = field(default_factory=dict)  # the jobs it knows: path -> params version
     taskq: bool = True  # False: not a taskq worker (a plain `rq worker`), yet it takes our jobs
     stale: bool = False  # no heartbeat for longer than a live worker leaves (killed, stuck, cut off)
+    concurrency: int = 1  # jobs it runs at once (`--concurrency N`)
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ def worker_of(name: str, fields: dict[bytes, bytes]) -> WorkerInfo:
         return text(raw) if raw else None
 
     pid = get("pid")
+    concurrency = get(WorkerField.CONCURRENCY) or "1"
     return WorkerInfo(
         name=name,
         host=get("hostname") or "?",
@@ -112,6 +114,7 @@ def worker_of(name: str, fields: dict[bytes, bytes]) -> WorkerInfo:
         failed=int(get(WorkerField.FAILED) or 0),
         jobs=decode_jobs(fields.get(JOBS_FIELD.encode())),
         taskq=WorkerField.TASKQ.encode() in fields,
+        concurrency=int(concurrency) if concurrency.isdigit() else 1,  # written by hand: 1
     )
 
 

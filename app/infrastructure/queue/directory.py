@@ -57,6 +57,20 @@ class LiveWorker:
         return self.jobs.get(job_name) == version and (queue is None or queue in self.queues)
 
 
+#: What is read of each worker hash (`live_workers` reads the rows in this order).
+WORKER_FIELDS = ["queues", JOBS_FIELD, "death", "birth"]
+
+
+def live_workers(worker_keys: list[str], rows: list[Any]) -> list[LiveWorker]:
+    """The live workers among `worker_keys`, from their hashes' `WORKER_FIELDS` (one row each)."""
+    prefix = keys.key("worker", "")
+    return [
+        LiveWorker(key.removeprefix(prefix), tuple(text(queues).split(",")), decode_jobs(jobs))
+        for key, (queues, jobs, death, birth) in zip(worker_keys, rows, strict=True)
+        if birth is not None and death is None and queues
+    ]
+
+
 class WorkerDirectory:
     """Reads the live workers' published jobs (two round trips: the set, then their hashes)."""
 
@@ -78,15 +92,10 @@ class WorkerDirectory:
         def read() -> list[Any]:
             with self.connection.pipeline(transaction=False) as pipe:
                 for key in worker_keys:
-                    pipe.hmget(key, ["queues", JOBS_FIELD, "death", "birth"])
+                    pipe.hmget(key, WORKER_FIELDS)
                 return pipe.execute()
 
-        prefix = keys.key("worker", "")
-        return [
-            LiveWorker(key.removeprefix(prefix), tuple(text(queues).split(",")), decode_jobs(jobs))
-            for key, (queues, jobs, death, birth) in zip(worker_keys, self._guard.call(read), strict=True)
-            if birth is not None and death is None and queues
-        ]
+        return live_workers(worker_keys, self._guard.call(read))
 
     def knows(self, job_name: str, version: int, queue: str) -> bool:
         """Whether a live worker serving `queue` knows `job_name` at params `version` (a `Knows`)."""

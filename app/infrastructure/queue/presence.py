@@ -77,6 +77,7 @@ class WorkerPresence:
         queues: Sequence[str],
         ttl: int,
         jobs: Mapping[str, int] | None = None,
+        concurrency: int | None = None,
     ) -> None:
         self.where = describe(connection)
         self.name = name
@@ -86,6 +87,7 @@ class WorkerPresence:
         self._rq.hostname, self._rq.pid, self._rq.ip_address = socket.gethostname(), os.getpid(), "unknown"
         self._rq.jobs = dict(jobs or {})
         self.key: str = self._rq.key
+        self.concurrency = concurrency  # published for `taskq info` (a `--concurrency N` worker)
 
     def register(self, commands: Commands) -> None:
         """Register as a live worker and start listening for commands.
@@ -100,6 +102,8 @@ class WorkerPresence:
             except ValueError as exc:  # rq: "There exists an active worker named ..."
                 raise WorkerNameError(self.name) from exc
             self._rq.connection.hset(self.key, WorkerField.TASKQ, "1")
+            if self.concurrency is not None:
+                self._rq.connection.hset(self.key, WorkerField.CONCURRENCY, str(self.concurrency))
             self._rq.subscribe()
             self._rq.set_state(WorkerState.STARTED)
 

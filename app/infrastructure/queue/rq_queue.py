@@ -7,7 +7,6 @@ and rq-dashboard read what it writes. The producer never imports job code.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -15,28 +14,19 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from app import tracing
 from app.config import Settings
-from app.infrastructure.queue import keys, lua, telemetry
+from app.infrastructure.queue import keys, lua
+from app.infrastructure.queue import producer_calls as calls
 from app.infrastructure.queue.directory import WorkerDirectory
 from app.infrastructure.queue.errors import (
-    BatchError,
-    DependencyError,
-    InvalidOptionError,
-    JobNotFoundError,
-    JobStateError,
-    NoWorkerError,
     QueueError,
     QueueReplicationError,
-    WaitTimeoutError,
 )
 from app.infrastructure.queue.job_paths import JobRegistry
-from app.infrastructure.queue.job_spec import JobSpec, JobSpecBuilder, spec_record
+from app.infrastructure.queue.job_spec import JobSpec
 from app.infrastructure.queue.port import NO_PARAMS, JobRequest, JobView
-from app.infrastructure.queue.record import JobRecord, text
-from app.infrastructure.queue.schema import GROUPS, Field, JobStatus, pack_fields, packer
+from app.infrastructure.queue.schema import Field
 from app.infrastructure.queue.serialization import Serializer
-from app.infrastructure.queue.views import job_view
 from app.infrastructure.redis.connection import Guard
 from app.infrastructure.redis.script import FastScript
 
@@ -47,13 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_WAIT_SLICE_MS = 500
-#: The most jobs one enqueue script writes: ~3 ms of Redis's time on a 2-core VM, so no other
-#: client waits long behind a big batch (measured: ~30 us of script time per job).
-BATCH_CHUNK = 100
-_enqueue_one_args = packer("enqueue_one")
-_enqueue_args = packer("enqueue")
-_cancel_args = packer("cancel")
+BATCH_CHUNK = calls.BATCH_CHUNK
 
 
 class RQQueue:
@@ -67,18 +51,13 @@ class RQQueue:
         serializer: Serializer | None = None,
     ) -> None:
         """`RQQueue(redis_conn)` takes its settings from the environment (through `app.bootstrap`)."""
-        if redis_conn.connection_pool.connection_kwargs.get("decode_responses"):
-            raise InvalidOptionError(
-                "redis_conn", "decode_responses=True", "rq stores bytes; pass a plain client"
-            )
-        from app import bootstrap  # the composition root builds what was not given (it imports us)
-
-        self.settings = settings if settings is not None else bootstrap.default_settings()
-        self.registry = registry or bootstrap.registry_for(self.settings)
-        self.serializer = serializer or bootstrap.serializer_for(self.settings)
+        parts = calls.producer_parts(
+            redis_conn.connection_pool.connection_kwargs, settings, registry, serializer
+        )
+        self.settings, self.registry, self.serializer = parts.settings, parts.registry, parts.serializer
+        self._builder = parts.builder
         self.connection = redis_conn
         self._guard = Guard(redis_conn, self.settings.redis_retry_seconds)
-        self._builder = JobSpecBuilder(self.settings, self.registry, self.serializer)
         self._enqueue = FastScript(redis_conn, lua.source("enqueue"))
         self._enqueue_one = FastScript(redis_conn, lua.source("enqueue_one"))
         self._registered: set[str] = set()  # queues this producer already added to rq:queues
@@ -123,30 +102,25 @@ class RQQueue:
             The errors of `enqueue`, for the first bad item; nothing of the batch is written.
             BatchError: Redis failed after part of a large batch was written; `written` lists it.
         """
-        now = time.time()
-        requests = list(requests)
-        specs = [self._builder.build(request, now) for request in requests]
-        wanted = [s for s, r in zip(specs, requests, strict=True) if r.options.get("require_worker")]
+        specs, wanted = calls.plan_batch(self._builder, requests)
         if wanted:
             self._check_known(wanted)
         if len(specs) > BATCH_CHUNK:
             self._check_dependencies(specs)
         written: list[str] = []
-        for start in range(0, len(specs), BATCH_CHUNK):
-            chunk = specs[start : start + BATCH_CHUNK]
+        for chunk in calls.chunks(specs):
             try:
                 self._write(chunk)
             except QueueError as exc:
                 if not written:
-                    raise
-                raise BatchError(written, len(specs), exc) from exc
+                    raise  # nothing of the batch was written: the error as it came, cause kept
+                raise calls.batch_failed(written, specs, exc) from exc
             written += [spec.job_id for spec in chunk]
         return written
 
     def _check_dependencies(self, specs: Sequence[JobSpec]) -> None:
         """Jobs that a large batch depends on outside itself exist and can still finish."""
-        inside = {spec.job_id for spec in specs}
-        outside = sorted({dep for spec in specs for dep in spec.depends_on} - inside)
+        outside = calls.outside_dependencies(specs)
         if not outside:
             return
 
@@ -156,63 +130,22 @@ class RQQueue:
                     pipe.hget(keys.job(dep), Field.STATUS)
                 return pipe.execute()
 
-        found = {
-            dep: text(raw) if raw else None for dep, raw in zip(outside, self._guard.call(read), strict=True)
-        }
-        doomed = {status.value for status in GROUPS["doomed"]}
-        for spec in specs:
-            for dep in spec.depends_on:
-                if dep in found and (found[dep] is None or found[dep] in doomed):
-                    raise DependencyError(spec.job_id, dep, found[dep])
+        calls.check_dependencies(specs, outside, self._guard.call(read))
 
     def _check_known(self, specs: Sequence[JobSpec]) -> None:
         """Raises `NoWorkerError` for the first job no live worker of its queue knows (name and version)."""
-        live = self._directory.live()
-        for spec in specs:
-            if not any(worker.knows(spec.job_name, spec.version, spec.queue) for worker in live):
-                raise NoWorkerError(spec.job_name, spec.version, spec.queue)
+        calls.check_known(specs, self._directory.live())
 
     def _write(self, specs: Sequence[JobSpec]) -> None:
-        trace = tracing.current_carrier()
+        call = calls.write_call(specs, self._registered)
+        script = self._enqueue_one if call.script == "enqueue_one" else self._enqueue
         try:
-            if len(specs) == 1 and not specs[0].depends_on:
-                self._write_one(specs[0], trace)
-                return
-            records = [value for spec in specs for value in spec_record(spec, trace)]
-            _, args = _enqueue_args(count=len(specs), jobs=records)
-            reply = self._guard.call(lambda: self._run(self._enqueue, args))
+            reply = self._guard.call(lambda: self._run(script, call.next_args()))
         except QueueReplicationError as exc:
-            raise QueueReplicationError(exc.url, str(exc.__cause__), tuple(s.job_id for s in specs)) from exc
-        if reply[0] == b"dependency":
-            spec = specs[int(reply[1]) - 1]
-            raise DependencyError(spec.job_id, text(reply[2]), text(reply[3]) or None)
-        if telemetry.log.isEnabledFor(logging.INFO):
-            telemetry.log_enqueued(specs, reply)
-
-    def _write_one(self, spec: JobSpec, trace: str) -> None:
-        register = spec.queue not in self._registered
-
-        def args(check_live: str) -> Any:
-            return _enqueue_one_args(
-                check_live=check_live,
-                register="1" if register else "0",
-                job_id=spec.job_id,
-                queue=spec.queue,
-                run_at="" if spec.run_at is None else repr(spec.run_at),
-                run_in="" if spec.run_in is None else repr(spec.run_in),
-                ttl=spec.ttl or "",
-                limit_key=spec.limit_key,
-                fields=spec_record(spec, trace, pack_fields),
-            )[1]
-
-        # A generated id cannot belong to another job, so its first call skips the check; a retry
-        # (the reply was lost, or too few replicas acknowledged it) finds the job it already wrote.
-        first = [args("1" if spec.explicit_id else "0")]
-        retry = "1" if spec.explicit_id else "2"
-        reply = self._guard.call(lambda: self._run(self._enqueue_one, first.pop() if first else args(retry)))
-        self._registered.add(spec.queue)
-        if telemetry.log.isEnabledFor(logging.INFO):
-            telemetry.log_enqueued([spec], ["ok", *reply])
+            raise calls.not_replicated(exc, specs) from exc
+        if call.registers is not None:
+            self._registered.add(call.registers)
+        calls.written(specs, call, reply)
 
     def _run(self, script: FastScript, args: Sequence[Any]) -> Any:
         """One enqueue script; with QUEUE_WAIT_REPLICAS, acknowledged by that many replicas."""
@@ -237,10 +170,7 @@ class RQQueue:
                 return pipe.execute()
 
         fields, results = self._guard.call(read)
-        if not fields:
-            raise JobNotFoundError(job_id)
-        last = results[0][1] if results else {}
-        return job_view(JobRecord(job_id, fields), last, self.serializer, self.settings.max_payload_bytes)
+        return calls.view(job_id, fields, results, self.serializer, self.settings.max_payload_bytes)
 
     def wait(self, job_id: str, timeout: float) -> JobView:
         """Block until the job is final (finished, failed, canceled, stopped) and return its view.
@@ -252,12 +182,10 @@ class RQQueue:
         deadline = time.monotonic() + timeout
         while True:
             view = self.get(job_id)
-            if view.is_final:
+            block_ms = calls.wait_slice(view, deadline, timeout)
+            if block_ms is None:
                 return view
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise WaitTimeoutError(job_id, timeout, view.status.value)
-            self._block_for_result(job_id, min(remaining * 1000, _WAIT_SLICE_MS))
+            self._block_for_result(job_id, block_ms)
 
     def cancel(self, job_id: str) -> None:
         """Cancel a queued, scheduled or deferred job (and its deferred dependents).
@@ -266,13 +194,8 @@ class RQQueue:
             JobNotFoundError: no such job.
             JobStateError: the job started or ended already.
         """
-        keys.check_job_id(job_id)
-        _, args = _cancel_args(job_id=job_id)
-        reply = self._guard.call(lambda: self._cancel(args=args))
-        if reply[0] == -1:
-            raise JobNotFoundError(job_id)
-        if reply[0] == 0:
-            raise JobStateError(job_id, text(reply[1]), "cancel")
+        args = calls.cancel_args(job_id)
+        calls.canceled(job_id, self._guard.call(lambda: self._cancel(args=args)))
 
     def pause(self, queue: str) -> None:
         """Stop every worker (running now or started later) from claiming jobs of `queue`.
@@ -310,17 +233,10 @@ class RQQueue:
             JobStateError: the job is not running, or its worker is not listening.
         """
         keys.check_job_id(job_id)
-        status, worker = self._guard.call(
-            lambda: self.connection.hmget(keys.job(job_id), [Field.STATUS, Field.WORKER_NAME])
-        )
-        if status is None:
-            raise JobNotFoundError(job_id)
-        if text(status) != JobStatus.STARTED.value or not worker:
-            raise JobStateError(job_id, text(status), "stop")
-        payload = json.dumps({"command": "stop-job", "job_id": job_id})
-        channel = keys.key("pubsub", text(worker))
+        status, worker = self._guard.call(lambda: self.connection.hmget(keys.job(job_id), calls.STOP_FIELDS))
+        channel, payload = calls.stop_message(job_id, status, worker)
         if not self._guard.call(lambda: self.connection.publish(channel, payload)):
-            raise JobStateError(job_id, f"started on worker {text(worker)}, which is not listening", "stop")
+            raise calls.not_listening(job_id, worker)
 
     def _block_for_result(self, job_id: str, block_ms: float) -> None:
         """Sleep until a new result arrives for the job, or `block_ms` pass."""

@@ -156,6 +156,7 @@ class WorkerField:
     FAILED = "failed_job_count"
     TOTAL_WORKING_TIME = "total_working_time"
     TASKQ = "taskq_worker"  # only taskq's workers have it: one without it is a plain rq worker
+    CONCURRENCY = "taskq_concurrency"  # `--concurrency N` workers: N (jobs at once); absent: 1
     BIRTH = "birth"  # written by rq's registration: a hash without it was not registered
 
 

@@ -141,18 +141,36 @@ class Guard:
         Raises:
             QueueUnavailableError (or a subclass): Redis is unreachable, slow, full or refuses us.
         """
-        deadline = time.monotonic() + self.retry_seconds
-        pause = 0.05
+        window = RetryWindow(self.where, self.retry_seconds)
         while True:
             try:
                 return operation()
-            except _TRANSIENT as exc:
-                if (
-                    isinstance(exc, redis.exceptions.AuthenticationError)
-                    or time.monotonic() + pause > deadline
-                ):
-                    raise translate(exc, self.where) from exc
             except redis.exceptions.RedisError as exc:
-                raise translate(exc, self.where) from exc
-            time.sleep(pause * random.uniform(0.5, 1.0))
-            pause = min(pause * 2, 0.5)
+                time.sleep(window.pause_after(exc))
+
+
+class RetryWindow:
+    """The bounded retry of one `Guard.call` (and `AsyncGuard.call`): which failure is retried,
+    and after how long (0.05 s, doubling to 0.5 s, jittered), until `retry_seconds` pass."""
+
+    def __init__(self, where: str, retry_seconds: float) -> None:
+        self.where = where
+        self.deadline = time.monotonic() + retry_seconds
+        self.pause = 0.05
+
+    def pause_after(self, exc: redis.exceptions.RedisError) -> float:
+        """Seconds to wait before the next try (call it in the `except`).
+
+        Raises:
+            QueueBackendError: `exc` translated, when it is not retried (not transient, a wrong
+                password, or the window is over).
+        """
+        if (
+            not isinstance(exc, _TRANSIENT)
+            or isinstance(exc, redis.exceptions.AuthenticationError)
+            or time.monotonic() + self.pause > self.deadline
+        ):
+            raise translate(exc, self.where) from exc
+        pause = self.pause * random.uniform(0.5, 1.0)
+        self.pause = min(self.pause * 2, 0.5)
+        return pause

@@ -1,0 +1,1 @@
+"""Example services built on taskq (each folder has its README)."""

@@ -30,7 +30,7 @@ def test_500_requests_from_50_clients_each_run_exactly_once(settings, r, tmp_pat
         (documents / f"doc-{i}.txt").write_text(f"document {i} " + "word " * 150)
     local = replace(settings, documents_dir=documents, ingested_dir=tmp_path / "ingested")
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "examples.fastapi_service.app:app", "--host", "127.0.0.1"]
+    command = [sys.executable, "-m", "uvicorn", "examples.fastapi_service.service:app", "--host", "127.0.0.1"]
     server = subprocess.Popen(
         [*command, "--port", str(port), "--log-level", "warning"],
         cwd=ROOT,

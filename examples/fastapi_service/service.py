@@ -2,7 +2,7 @@
 
 Run it (and a worker) from the repository's root:
 
-    uvicorn examples.fastapi_service.app:app --port 8000
+    uvicorn examples.fastapi_service.service:app --port 8000
     python -m app.worker --concurrency 20
 
 The queue is built in the lifespan through the one composition root (`bootstrap_async`), from

@@ -108,11 +108,12 @@ class JobRegistry:
         """The params version of the job at `path` (1 unless its entry says otherwise)."""
         return self._versions.get(path, 1)
 
-    def check_params(self, path: str, params: Mapping[str, Any]) -> None:
-        """Raises `InvalidParamsError`, naming the field, when `params` do not fit the declaration."""
+    def check_params(self, path: str, params: Mapping[str, Any], pending: str | None = None) -> None:
+        """Raises `InvalidParamsError`, naming the field, when `params` do not fit the declaration
+        (`pending`: a field a workflow fills in later, which may be missing now)."""
         declared = self._declared.get(path)
         if declared is not None:
-            declared.check(path, params)
+            declared.check(path, params, pending)
 
     def resolve(self, job_name: object) -> str:
         """The import path for `job_name`, which is a registered path or its short name.

@@ -11,6 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -36,6 +37,18 @@ from app.infrastructure.queue.record import JobRecord, text
 from app.infrastructure.queue.schema import GROUPS, Field, JobStatus, pack_fields, packer
 from app.infrastructure.queue.serialization import Serializer
 from app.infrastructure.queue.views import job_view
+from app.infrastructure.queue.workflow_view import WorkflowView, read_workflow
+from app.infrastructure.queue.workflows import (
+    Callback,
+    Chain,
+    Child,
+    Edge,
+    Planner,
+    Policy,
+    WorkflowPlan,
+    check_reply,
+    workflow_args,
+)
 from app.infrastructure.redis.connection import Guard
 from app.infrastructure.redis.script import FastScript
 
@@ -312,3 +325,91 @@ class RQQueue:
             self.connection.xread({keys.results(job_id): since}, block=max(1, int(block_ms)), count=1)
 
         self._guard.call(block)
+
+    # -- workflows (workflows.py): chains and groups --------------------------------------------
+
+    def chain(
+        self, steps: Iterable[JobRequest | Edge], *, pass_result: str | None = None, policy: Policy = "fail"
+    ) -> list[str]:
+        """Enqueue jobs to run one after another, each once the one before finished; their ids.
+
+        With `pass_result`, each job after the first gets the previous one's result as the param
+        of that name. When a job fails for good (or is canceled, or its TTL runs out before it
+        runs), `policy` (or the step's `Edge`) says what the next one does: `fail` (it and the
+        rest are canceled), `ignore` (it runs, the param None), `continue` (it runs, the param
+        `{"failed": id, "status": ...}`). The chain's id (`workflow()`) is its last job's.
+
+        Raises:
+            WorkflowError, and `enqueue_many`'s errors: bad input; nothing written.
+        """
+        plan = self._planner.chain(Chain(steps, pass_result=pass_result, policy=policy), time.time())
+        self._write_workflow(plan)
+        return plan.job_ids
+
+    def group(
+        self,
+        children: Iterable[Child],
+        *,
+        on_success: Callback | None = None,
+        on_failure: Callback | None = None,
+        on_complete: Callback | None = None,
+        policy: Policy = "fail",
+        group_id: str | None = None,
+        results_param: str | None = "results",
+    ) -> str:
+        """Enqueue jobs (or chains) side by side, and callbacks for when they are done; the group id.
+
+        Each callback is a registered job (or a chain) and runs once: `on_success` when every
+        child has settled and none failed the group, `on_failure` when one did (at once),
+        `on_complete` in both cases. It gets the group's results by job id (bounded: see the
+        queue README) as the param `results_param` names (None: no param). A child that fails for
+        good, is canceled or expires fails the group (`policy="fail"`), is ignored (`"ignore"`)
+        or is listed in the results while the group goes on (`"continue"`); an `Edge` sets one
+        child's own. With `group_id`, a repeated call writes nothing and returns the same id.
+
+        Raises:
+            WorkflowError, UnknownJobError (a callback not registered), and `enqueue_many`'s
+            errors: bad input; nothing written.
+        """
+        callbacks = {"on_success": on_success, "on_failure": on_failure, "on_complete": on_complete}
+        plan = self._planner.group(children, callbacks, policy, group_id, results_param, time.time())
+        self._write_workflow(plan)
+        return plan.top
+
+    def workflow(self, workflow_id: str) -> WorkflowView:
+        """A snapshot of a group, or of a chain (by its last job's id).
+
+        Raises:
+            WorkflowNotFoundError: no such workflow (or its record expired). InvalidJobIdError.
+        """
+        return read_workflow(self.connection, self._guard, workflow_id)
+
+    def wait_workflow(self, workflow_id: str, timeout: float) -> WorkflowView:
+        """Block until the workflow is decided and every member has settled; its view.
+
+        Raises:
+            WaitTimeoutError: not yet after `timeout` seconds. WorkflowNotFoundError.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            view = self.workflow(workflow_id)
+            if view.is_final:
+                return view
+            if time.monotonic() > deadline:
+                raise WaitTimeoutError(workflow_id, timeout, view.state)
+            time.sleep(0.05)
+
+    @cached_property
+    def _planner(self) -> Planner:
+        return Planner(self._builder)
+
+    @cached_property
+    def _workflow_script(self) -> FastScript:
+        return FastScript(self.connection, lua.source("workflow"))
+
+    def _write_workflow(self, plan: WorkflowPlan) -> None:
+        if plan.needs_worker:
+            self._check_known(plan.needs_worker)
+        args = workflow_args(plan, tracing.current_carrier())
+        if check_reply(plan, self._guard.call(lambda: self._workflow_script(args=args))):
+            log.info("workflow enqueued id=%s jobs=%d", plan.top, len(plan.jobs))

@@ -139,7 +139,7 @@ def _second(
         for member, sub in pending:
             if sub:
                 pipe.hmget(KEYS["wf"].format(member), [WorkflowField.FINISHED, WorkflowField.FAILED])
-                pipe.hkeys(KEYS["wf_members"].format(member))
+                pipe.hgetall(KEYS["wf_members"].format(member))
             else:
                 pipe.hget(keys.job(member), Field.STATUS)
         for _, job_id in roles:

@@ -35,6 +35,7 @@ class Sizes:
     latency_gap: float = 0.005  # seconds between samples
     rss_jobs: int = 100_000  # row 5
     peer: int = 3000  # row 6: jobs enqueued one by one, then drained
+    group: int = 10_000  # row "drain group": children of one group (issue 14)
 
     @classmethod
     def from_env(cls) -> Sizes:
@@ -43,6 +44,7 @@ class Sizes:
             sizes = cls(
                 rounds=1, single=1000, bulk=10_000, drain_fork_rq=30, drain_fork=150, drain_simple=150,
                 drain_inline=400, drain_pool=400, latency=20, latency_slow=6, rss_jobs=10_000, peer=300,
+                group=1000,
             )  # fmt: skip
         rss = os.environ.get("BENCH_RSS_JOBS")
         if rss:

@@ -53,7 +53,7 @@ def baseline_of(row: str, contender: str) -> tuple[str, str] | None:
         return None if contender.startswith("rq ") else (row, "rq SimpleWorker")
     if row == "memory":
         return None
-    if row == "drain limits":  # limits on, against the same drain without
+    if row in ("drain limits", "drain group"):  # limits on / one group, against the same drain plain
         return None if contender == "taskq inline" else (row, "taskq inline")
     if row == "job bytes":
         return None if contender.startswith("rq ") else (row, "rq Queue.enqueue")
@@ -179,6 +179,13 @@ CHECKS: list[tuple[str, str, str, str, float]] = [
         "baseline",
         0.8,
     ),
+    (
+        "a 10,000-child group, enqueue + drain, >= 0.8x plain",
+        "drain group",
+        "taskq inline, one group",
+        "baseline",
+        0.8,
+    ),
 ]
 #: (target, row, contender, at most, unit): figures with an absolute bound.
 BOUNDS: list[tuple[str, str, str, float, str]] = [
@@ -222,6 +229,8 @@ def _figure(line: Line) -> str:
     text = f"{line.value:,.0f} jobs/s"
     if "p50_ms" in line.extra:
         text += f" (call p50 {line.extra['p50_ms']:.3f} / p99 {line.extra['p99_ms']:.3f} ms)"
+    if "enqueue_s" in line.extra:
+        text += f" (enqueue {line.extra['enqueue_s']:.2f} s)"
     if "startup_s" in line.extra:
         text += f" (start {line.extra['startup_s']:.2f} s, then {line.extra['steady_jobs_s']:,.0f}/s)"
     return text
@@ -231,7 +240,8 @@ def _x(value: float | None) -> str:
     return "-" if value is None or value != value else f"{value:.2f}x"
 
 
-ROW_ORDER = ["enqueue", "bulk", "drain 1p", "drain 2p", "drain limits", "latency", "memory", "job bytes"]
+ROW_ORDER = ["enqueue", "bulk", "drain 1p", "drain 2p", "drain limits", "drain group", "latency", "memory"]
+ROW_ORDER += ["job bytes"]
 ROW_ORDER += ["peers enqueue", "peers drain"]
 
 

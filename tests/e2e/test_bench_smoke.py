@@ -35,6 +35,7 @@ EXPECTED = {
     "memory": {"taskq inline", "taskq pool"},
     "job bytes": {"taskq", "taskq (signed)", "rq Queue.enqueue"},
     "drain limits": {"taskq inline", "taskq inline, concurrency:64", "taskq inline, per key (100 keys)"},
+    "drain group": {"taskq inline", "taskq inline, one group"},
 }
 # The peers are the `bench` extra: `make bench` installs them, `make test` may not.
 PEERS = {name for name in ("huey", "dramatiq") if importlib.util.find_spec(name) is not None}

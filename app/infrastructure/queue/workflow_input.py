@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from app.infrastructure.queue.errors import PayloadError
+from app.infrastructure.queue.errors import PayloadError, SignatureError
 from app.infrastructure.queue.serialization import Serializer
 
 #: What a workflow's job carries in its params, signed, where its input goes.
@@ -58,8 +58,8 @@ def decode_input(job_id: str, raw: bytes, serializer: Serializer, limit: int) ->
             return {"failed": str(document["job_id"]), "status": str(document["status"])}
         if kind == "group":
             return _group(document, serializer)
-    except PayloadError:
-        raise
+    except SignatureError as exc:
+        raise SignatureError(job_id, f"workflow input: {str(exc).partition(': ')[2] or exc}") from exc
     except Exception as exc:
         raise PayloadError(job_id, f"workflow input does not load: {type(exc).__name__}: {exc}") from exc
     raise PayloadError(job_id, f"workflow input of unknown kind {kind!r}")

@@ -33,7 +33,7 @@ def test_usage_and_other_errors_share_the_prefix_and_the_table(taskq):
     assert usage.code == Exit.USAGE and usage.err.splitlines()[-1].startswith("taskq: No such option")
     bad_setting = taskq("--burst", env={"WORKER_MODE": "threads"}, command=WORKER)
     assert bad_setting.code == Exit.ERROR
-    assert bad_setting.err.strip() == "taskq: WORKER_MODE='threads': must be 'fork' or 'inline'"
+    assert bad_setting.err.strip() == "taskq: WORKER_MODE='threads': must be 'fork', 'pool' or 'inline'"
     assert not any(line.startswith(("Error:", "worker:")) for line in usage.err.splitlines())
 
 

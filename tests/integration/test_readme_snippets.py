@@ -48,6 +48,14 @@ def test_root_readme_snippet_runs(environment, r):
     assert r.exists(f"rq:job:{namespace['job_id']}")
 
 
+def test_root_readme_workflow_snippet_runs(environment, r):
+    """Issue 14: the root README's group, after its first snippet (which builds `queue`)."""
+    namespace: dict = {}
+    for code in snippets("README.md")[:2]:
+        exec(compile(code, "README", "exec"), namespace)
+    assert r.exists(f"taskq:wf:{namespace['batch']}")
+
+
 def test_the_readmes_say_how_to_reach_the_taskq_command():
     """Issue 18 item 3: after `make demo` the console script is in .venv/bin, not on PATH."""
     for relative in ("README.md", "app/cli/README.md", "app/worker/README.md"):

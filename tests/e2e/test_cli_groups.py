@@ -25,6 +25,10 @@ def test_group_json_counts_members_and_exits_4_while_they_wait(settings, r, task
     found = run.json()
     assert (found["state"], found["total"], found["queued"], found["finished"]) == ("open", 4, 4, 0)
     assert found["callbacks"]["on_success"][1] == "deferred"
+    info = taskq("info", "--json")  # the callback is a deferred job like any other
+    assert info.code == 0, info.err
+    by_queue = {row["queue"]: row for row in info.json()["queues"]}
+    assert (by_queue["default"]["queued"], by_queue["default"]["deferred"]) == (4, 1)
 
 
 def test_group_watch_shows_a_live_bar_then_the_outcome(settings, r):

@@ -267,8 +267,8 @@ class JobRunner:
         )
         if instance not in (None, TASKQ_ONLY):
             raise JobNotAllowedError(job_name)
-        if claim.record.input is not None:  # a workflow's job: the previous result, a group's results
-            kwargs = with_input(claim.job_id, kwargs, claim.record.input, self.serializer, self._input_limit)
+        # A workflow's job: the previous result, a group's results, where its signed params say.
+        kwargs = with_input(claim.job_id, kwargs, claim.record.input, self.serializer, self._input_limit)
         if not self.registry.is_registered(job_name) or job_name not in self.functions:
             raise _NotKnownHereError(job_name, claim.record.params_version, name_known=False)
         if claim.record.params_version != self.registry.version(job_name):

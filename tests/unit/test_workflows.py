@@ -115,6 +115,16 @@ def test_the_worker_decodes_a_result_a_failure_and_a_group():
     assert decoded["results"] == {"a": {"x": 1}, "b": None} and decoded["group_id"] == "g"
 
 
+def test_a_marked_param_without_an_input_gets_none_and_other_params_are_never_touched():
+    serializer = PickleSerializer()
+    assert with_input("j", {"prev": dict(INPUT_MARK), "n": 1}, None, serializer, 100) == {
+        "prev": None,
+        "n": 1,
+    }
+    plain = {"n": {"$taskq": "other"}}
+    assert with_input("j", plain, b"{}", serializer, 100) is plain
+
+
 def test_an_unsigned_or_oversized_input_is_refused():
     serializer = SignedSerializer(PickleSerializer(), b"k" * 32)
     forged = base64.b64encode(PickleSerializer.dumps({"x": 1})).decode()

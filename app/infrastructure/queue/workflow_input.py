@@ -26,9 +26,10 @@ def is_mark(value: object) -> bool:
 
 
 def with_input(
-    job_id: str, kwargs: dict[str, Any], raw: bytes, serializer: Serializer, limit: int
+    job_id: str, kwargs: dict[str, Any], raw: bytes | None, serializer: Serializer, limit: int
 ) -> dict[str, Any]:
-    """`kwargs` with the marked param (if any) replaced by the decoded input.
+    """`kwargs` with the marked param (if any) replaced by the decoded input; None without one
+    (a job released by the reaper's settle pass after its predecessor ended outside taskq).
 
     Raises:
         PayloadError: the input is larger than `limit`, not the JSON the scripts write, or a value
@@ -37,7 +38,7 @@ def with_input(
     names = [name for name, value in kwargs.items() if is_mark(value)]
     if not names:
         return kwargs
-    value = decode_input(job_id, raw, serializer, limit)
+    value = None if raw is None else decode_input(job_id, raw, serializer, limit)
     return {**kwargs, **dict.fromkeys(names, value)}
 
 

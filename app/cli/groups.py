@@ -68,6 +68,7 @@ def follow(
         console=out,
         disable=not live,
     )
+    pause = POLL
     with bar:
         task = bar.add_task(view.id, total=view.total, counts="")
         while True:
@@ -77,8 +78,10 @@ def follow(
             if view.is_final or (deadline is not None and time.monotonic() > deadline):
                 bar.stop_task(task)
                 return view
-            time.sleep(POLL)
+            time.sleep(pause)
+            started = time.monotonic()
             view = admin.workflow(view.id)
+            pause = max(POLL, 10 * (time.monotonic() - started))  # a big group: Redis 10% busy at most
 
 
 def counts(view: WorkflowView) -> str:

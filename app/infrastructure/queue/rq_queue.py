@@ -29,12 +29,21 @@ from app.infrastructure.queue.errors import (
     NoWorkerError,
     QueueError,
     WaitTimeoutError,
+    WorkflowNotFoundError,
 )
 from app.infrastructure.queue.job_paths import JobRegistry
 from app.infrastructure.queue.job_spec import JobSpec, JobSpecBuilder, spec_record
 from app.infrastructure.queue.port import NO_PARAMS, JobRequest, JobView
 from app.infrastructure.queue.record import JobRecord, text
-from app.infrastructure.queue.schema import GROUPS, Field, JobStatus, pack_fields, packer
+from app.infrastructure.queue.schema import (
+    GROUPS,
+    Field,
+    JobStatus,
+    WorkflowField,
+    WorkflowState,
+    pack_fields,
+    packer,
+)
 from app.infrastructure.queue.serialization import Serializer
 from app.infrastructure.queue.views import job_view
 from app.infrastructure.queue.workflow_view import WorkflowView, read_workflow
@@ -391,12 +400,16 @@ class RQQueue:
             WaitTimeoutError: not yet after `timeout` seconds. WorkflowNotFoundError.
         """
         deadline = time.monotonic() + timeout
-        while True:
-            view = self.workflow(workflow_id)
-            if view.is_final:
-                return view
+        record = keys.key("wf", keys.check_job_id(workflow_id, scheduled=False))
+        fields = [WorkflowField.STATE, WorkflowField.CLOSED_AT]
+        while True:  # two fields a poll: a group's whole view reads every pending member
+            state, closed = self._guard.call(lambda: self.connection.hmget(record, fields))
+            if state is None:
+                raise WorkflowNotFoundError(workflow_id)
+            if closed is not None and text(state) != WorkflowState.OPEN:
+                return self.workflow(workflow_id)
             if time.monotonic() > deadline:
-                raise WaitTimeoutError(workflow_id, timeout, view.state)
+                raise WaitTimeoutError(workflow_id, timeout, text(state))
             time.sleep(0.05)
 
     @cached_property

@@ -67,12 +67,20 @@ def test_a_group_plan_has_its_callbacks_waiting_and_its_chains_as_members():
     "call",
     [
         lambda p: p.chain(Chain([]), 0.0),
+        lambda p: p.chain(Chain(JobRequest("add", {})), 0.0),  # type: ignore[arg-type]
         lambda p: p.chain(Chain([Chain([JobRequest("add", {})])]), 0.0),  # type: ignore[list-item]
         lambda p: p.group(JobRequest("add", {}), {}, "fail", None, None, 0.0),
         lambda p: p.group(["add"], {}, "fail", None, None, 0.0),
         lambda p: p.group([Chain([JobRequest("add", {}, job_id="batch")])], {}, "fail", "batch", None, 0.0),
     ],
-    ids=["empty", "chain-in-chain", "not-a-list", "not-a-request", "group-id-is-a-chains-id"],
+    ids=[
+        "empty",
+        "not-a-list-of-steps",
+        "chain-in-chain",
+        "not-a-list",
+        "not-a-request",
+        "group-id-is-a-chains-id",
+    ],
 )
 def test_malformed_workflows_are_refused(call):
     with pytest.raises(WorkflowError):

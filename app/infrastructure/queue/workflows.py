@@ -57,6 +57,8 @@ class Chain:
     def __init__(
         self, steps: Iterable[JobRequest | Edge], *, pass_result: str | None = None, policy: Policy = "fail"
     ) -> None:
+        if isinstance(steps, JobRequest | Edge | str | bytes | Mapping):
+            raise WorkflowError(f"a chain takes a list of jobs, not a {type(steps).__name__}")
         object.__setattr__(self, "steps", tuple(steps))
         object.__setattr__(self, "pass_result", pass_result)
         object.__setattr__(self, "policy", policy)

@@ -102,6 +102,8 @@ class Settings:
     schedules_module: str = "app.worker.schedules"
     unknown_job_grace: float = 3600.0  # a job no worker knows is handed back this long, then failed
     redis_retry_seconds: float = 1.5
+    wait_replicas: int = 0  # QUEUE_WAIT_REPLICAS: replicas that must hold an enqueue before it returns
+    wait_timeout_ms: int = 1000
     redis_socket_timeout: float = 5.0
     redis_connect_timeout: float = 2.0
     worker_mode: str = "fork"
@@ -308,6 +310,8 @@ _VARIABLES: Mapping[str, _Var] = {
     "schedules_module": _Var("QUEUE_SCHEDULES_MODULE", _Reader.text),
     "unknown_job_grace": _Var("QUEUE_UNKNOWN_JOB_GRACE", _num(float, minimum=0), _FLOAT),
     "redis_retry_seconds": _Var("REDIS_RETRY_SECONDS", _num(float, minimum=0), _FLOAT),
+    "wait_replicas": _Var("QUEUE_WAIT_REPLICAS", _num(int, minimum=0)),
+    "wait_timeout_ms": _Var("QUEUE_WAIT_TIMEOUT_MS", _num(int, minimum=1)),
     "redis_socket_timeout": _Var("REDIS_SOCKET_TIMEOUT", _num(float, minimum=0.01), _FLOAT),
     "redis_connect_timeout": _Var("REDIS_CONNECT_TIMEOUT", _num(float, minimum=0.01), _FLOAT),
     "worker_mode": _Var("WORKER_MODE", _Reader.lower),

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import drain, enqueue, footprint, latency, memory, peers, report
+from bench import drain, enqueue, footprint, latency, memory, peers, replicated, report
 from bench.common import Ctx, Result, Sizes, quick
 from bench.redis_server import PrivateRedis
 
@@ -95,7 +95,7 @@ def main() -> int:
             log(f"round {round_no + 1}/{sizes.rounds}")
             rounds.append(one_round(ctx, size, round_no))
         log(f"memory: {sizes.rss_jobs:,} jobs")
-        once = [*memory.run(ctx), *footprint.run(ctx)]
+        once = [*memory.run(ctx), *footprint.run(ctx), *replicated.run(ctx)]
         for result in once:
             log(f"  {result.row} {result.contender}: {result.value:,.2f} {result.unit} {result.extra}")
         after = machine(server)

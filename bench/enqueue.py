@@ -36,10 +36,14 @@ class Caller:
     per_call: int = 1
 
 
-def taskq_queue(ctx: Ctx, conn: redis.Redis, signed: bool = False, typed: bool = False) -> RQQueue:
+def taskq_queue(
+    ctx: Ctx, conn: redis.Redis, signed: bool = False, typed: bool = False, wait_replicas: int = 0
+) -> RQQueue:
     """An `RQQueue` with default settings (validation is always on), or with QUEUE_SIGNING_KEY set;
-    `typed`: `bench_add` declares its params (`a: int, b: int`), checked on every enqueue."""
-    settings = Settings.from_env(ctx.env(**({"QUEUE_SIGNING_KEY": SIGNING_KEY} if signed else {})))
+    `typed`: `bench_add` declares its params (`a: int, b: int`), checked on every enqueue;
+    `wait_replicas`: QUEUE_WAIT_REPLICAS (the "replicated" row)."""
+    env = ctx.env(**({"QUEUE_SIGNING_KEY": SIGNING_KEY} if signed else {}))
+    settings = Settings.from_env({**env, "QUEUE_WAIT_REPLICAS": str(wait_replicas)})
     if not typed:
         return RQQueue(conn, settings)
     declared = {**PARAMS, jobs.ADD: JobParams(jobs.AddParams)}

@@ -55,6 +55,8 @@ def baseline_of(row: str, contender: str) -> tuple[str, str] | None:
         return None
     if row in ("drain limits", "drain group"):  # limits on / one group, against the same drain plain
         return None if contender == "taskq inline" else (row, "taskq inline")
+    if row == "replicated":  # QUEUE_WAIT_REPLICAS=1, against the same enqueue without
+        return None if contender == "taskq enqueue" else (row, "taskq enqueue")
     if row == "job bytes":
         return None if contender.startswith("rq ") else (row, "rq Queue.enqueue")
     name = BASELINES.get(contender)
@@ -240,9 +242,17 @@ def _x(value: float | None) -> str:
     return "-" if value is None or value != value else f"{value:.2f}x"
 
 
-ROW_ORDER = ["enqueue", "bulk", "drain 1p", "drain 2p", "drain limits", "drain group", "latency", "memory"]
-ROW_ORDER += ["job bytes"]
-ROW_ORDER += ["peers enqueue", "peers drain"]
+ROW_ORDER = [
+    "enqueue",
+    "replicated",
+    "bulk",
+    "drain 1p",
+    "drain 2p",
+    "drain limits",
+    "drain group",
+    "latency",
+]
+ROW_ORDER += ["memory", "job bytes", "peers enqueue", "peers drain"]
 
 
 def table(lines: list[Line], target_rows: list[dict[str, Any]]) -> str:

@@ -36,6 +36,7 @@ SCENARIOS: dict[str, Callable[[float], Row]] = {
     "workflow-storm": workflows.kill_storm_in_a_group,
     "sentinel-failover": topology.sentinel_failover,
     "sentinel-failover-no-ack": topology.sentinel_failover_no_ack,
+    "sentinel-freeze-wait": topology.sentinel_freeze_wait,
     "partition-60s": topology.partition_60s,
 }
 #: Run only when named: `python -m chaos sentinel-freeze`.

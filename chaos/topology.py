@@ -34,11 +34,14 @@ DATA_ARGS = ("--repl-diskless-sync-delay", "0")
 #: lost acknowledged jobs even with `min-replicas-to-write 1` (see chaos/README.md). The count
 #: of such failovers is in the note; `CHAOS_DOWN_AFTER_MS=1000` reproduces them.
 DOWN_AFTER_MS = int(os.environ.get("CHAOS_DOWN_AFTER_MS", "2000"))
+#: One WAIT's bound in the rows with replica acknowledgement: several tries fit in the retry.
+WAIT_TIMEOUT_MS = 500
 
 
 def sentinel_failover(scale: float) -> Row:
-    """1 primary, 2 replicas, 3 sentinels, `min-replicas-to-write 1`: SIGKILL the primary 5 times."""
-    return _failovers("sentinel-failover", scale, min_replicas=(1, 10), freeze=False)
+    """1 primary, 2 replicas, 3 sentinels, `min-replicas-to-write 1` and producers with
+    `QUEUE_WAIT_REPLICAS=1`: SIGKILL the primary 5 times."""
+    return _failovers("sentinel-failover", scale, min_replicas=(1, 10), freeze=False, wait_replicas=1)
 
 
 def sentinel_failover_no_ack(scale: float) -> Row:
@@ -55,19 +58,31 @@ def sentinel_freeze(scale: float) -> Row:
     return _failovers("sentinel-freeze", scale, min_replicas=(1, 10), freeze=True, loss_expected=True)
 
 
+def sentinel_freeze_wait(scale: float) -> Row:
+    """The freezes again, with `QUEUE_WAIT_REPLICAS=1`: what the thawed primary takes is never
+    acknowledged by a replica, so its enqueue is retried on the new primary, where it lands."""
+    return _failovers("sentinel-freeze-wait", scale, min_replicas=(1, 10), freeze=True, wait_replicas=1)
+
+
 def _failovers(
     name: str,
     scale: float,
     min_replicas: tuple[int, int] | None,
     freeze: bool,
     loss_expected: bool = False,
+    wait_replicas: int = 0,
 ) -> Row:
     topology = SentinelTopology(
         replicas=2, min_replicas=min_replicas, data_args=DATA_ARGS, down_after_ms=DOWN_AFTER_MS
     ).start()
     run = Run(queue_server=topology)
     try:
-        settings = replace(run.settings, redis_retry_seconds=PRODUCER_RETRY_SECONDS)
+        settings = replace(
+            run.settings,
+            redis_retry_seconds=PRODUCER_RETRY_SECONDS,
+            wait_replicas=wait_replicas,
+            wait_timeout_ms=WAIT_TIMEOUT_MS,
+        )
         producers = [_Producer(run, RQQueue(connect(settings), settings), pause=0.01) for _ in range(2)]
         fleet = run.fleet(2, "--mode", "inline")
         promotions, resumed = [], []

@@ -177,6 +177,20 @@ class QueueTimeoutError(QueueUnavailableError):
     """Raised when Redis accepted the connection but did not answer in time: retry later."""
 
 
+class QueueReplicationError(QueueUnavailableError):
+    """Raised when fewer than `QUEUE_WAIT_REPLICAS` replicas acknowledged an enqueue in time.
+
+    The job is on the primary but may be lost if it fails over now. Enqueueing again with the
+    same ids (`job_ids`) is safe: a job that is there is returned, not created twice.
+    """
+
+    verb = "did not replicate the enqueue"
+
+    def __init__(self, url: str, reason: str, job_ids: tuple[str, ...] = ()) -> None:
+        self.job_ids = job_ids
+        super().__init__(url, reason + (f" (job ids: {', '.join(job_ids[:10])})" if job_ids else ""))
+
+
 class QueueFullError(QueueBackendError):
     """Raised when Redis is out of memory (`maxmemory`, `noeviction`): nothing was written; retry later."""
 

@@ -28,6 +28,7 @@ from app.infrastructure.queue.errors import (
     JobStateError,
     NoWorkerError,
     QueueError,
+    QueueReplicationError,
     WaitTimeoutError,
     WorkflowNotFoundError,
 )
@@ -195,11 +196,27 @@ class RQQueue:
 
     def _write(self, specs: Sequence[JobSpec]) -> None:
         trace = tracing.current_carrier()
-        if len(specs) == 1 and not specs[0].depends_on:
-            spec = specs[0]
-            register = spec.queue not in self._registered
-            _, args = _enqueue_one_args(
-                check_live="1" if spec.explicit_id else "0",
+        try:
+            if len(specs) == 1 and not specs[0].depends_on:
+                self._write_one(specs[0], trace)
+                return
+            records = [value for spec in specs for value in spec_record(spec, trace)]
+            _, args = _enqueue_args(count=len(specs), jobs=records)
+            reply = self._guard.call(lambda: self._run(self._enqueue, args))
+        except QueueReplicationError as exc:
+            raise QueueReplicationError(exc.url, str(exc.__cause__), tuple(s.job_id for s in specs)) from exc
+        if reply[0] == b"dependency":
+            spec = specs[int(reply[1]) - 1]
+            raise DependencyError(spec.job_id, text(reply[2]), text(reply[3]) or None)
+        if telemetry.log.isEnabledFor(logging.INFO):
+            telemetry.log_enqueued(specs, reply)
+
+    def _write_one(self, spec: JobSpec, trace: str) -> None:
+        register = spec.queue not in self._registered
+
+        def args(check_live: str) -> Any:
+            return _enqueue_one_args(
+                check_live=check_live,
                 register="1" if register else "0",
                 job_id=spec.job_id,
                 queue=spec.queue,
@@ -208,20 +225,22 @@ class RQQueue:
                 ttl=spec.ttl or "",
                 limit_key=spec.limit_key,
                 fields=spec_record(spec, trace, pack_fields),
-            )
-            reply = self._guard.call(lambda: self._enqueue_one(args=args))
-            self._registered.add(spec.queue)
-            if telemetry.log.isEnabledFor(logging.INFO):
-                telemetry.log_enqueued(specs, ["ok", *reply])
-            return
-        records = [value for spec in specs for value in spec_record(spec, trace)]
-        _, args = _enqueue_args(count=len(specs), jobs=records)
-        reply = self._guard.call(lambda: self._enqueue(args=args))
-        if reply[0] == b"dependency":
-            spec = specs[int(reply[1]) - 1]
-            raise DependencyError(spec.job_id, text(reply[2]), text(reply[3]) or None)
+            )[1]
+
+        # A generated id cannot belong to another job, so its first call skips the check; a retry
+        # (the reply was lost, or too few replicas acknowledged it) finds the job it already wrote.
+        first = [args("1" if spec.explicit_id else "0")]
+        retry = "1" if spec.explicit_id else "2"
+        reply = self._guard.call(lambda: self._run(self._enqueue_one, first.pop() if first else args(retry)))
+        self._registered.add(spec.queue)
         if telemetry.log.isEnabledFor(logging.INFO):
-            telemetry.log_enqueued(specs, reply)
+            telemetry.log_enqueued([spec], ["ok", *reply])
+
+    def _run(self, script: FastScript, args: Sequence[Any]) -> Any:
+        """One enqueue script; with QUEUE_WAIT_REPLICAS, acknowledged by that many replicas."""
+        if self.settings.wait_replicas:
+            return script.acked(self.settings.wait_replicas, self.settings.wait_timeout_ms, args=args)
+        return script(args=args)
 
     def get(self, job_id: str) -> JobView:
         """A snapshot of the job.
@@ -424,5 +443,9 @@ class RQQueue:
         if plan.needs_worker:
             self._check_known(plan.needs_worker)
         args = workflow_args(plan, tracing.current_carrier())
-        if check_reply(plan, self._guard.call(lambda: self._workflow_script(args=args))):
+        try:  # a call repeated (a lost reply, too few replicas) finds the workflow written: 'exists'
+            reply = self._guard.call(lambda: self._run(self._workflow_script, args))
+        except QueueReplicationError as exc:
+            raise QueueReplicationError(exc.url, str(exc.__cause__), tuple(plan.job_ids)) from exc
+        if check_reply(plan, reply):
             log.info("workflow enqueued id=%s jobs=%d", plan.top, len(plan.jobs))

@@ -23,10 +23,12 @@ from app.infrastructure.queue.errors import (
     QueueCommandError,
     QueueFullError,
     QueuePermissionError,
+    QueueReplicationError,
     QueueTimeoutError,
     QueueUnavailableError,
 )
 from app.infrastructure.redis import sentinel
+from app.infrastructure.redis.script import NotReplicatedError
 
 T = TypeVar("T")
 
@@ -88,6 +90,8 @@ def translate(exc: redis.exceptions.RedisError, where: str) -> QueueBackendError
         return QueuePermissionError(where, _NEEDS_PASSWORD)
     if isinstance(exc, redis.exceptions.AuthenticationError | redis.exceptions.NoPermissionError):
         return QueuePermissionError(where, message)
+    if isinstance(exc, NotReplicatedError):
+        return QueueReplicationError(where, message)
     if isinstance(exc, redis.exceptions.TimeoutError):
         return QueueTimeoutError(where, f"timed out: {message}")
     if isinstance(exc, redis.exceptions.OutOfMemoryError):

@@ -77,3 +77,27 @@ class FastScript:
         else:
             connection.send_packed_command([packed])
         return connection.read_response()
+
+    def acked(
+        self, replicas: int, timeout_ms: int, keys: Sequence[Any] = (), args: Sequence[Any] = ()
+    ) -> Any:
+        """Run the script, then `WAIT replicas timeout_ms` on the same connection (one pipeline).
+
+        WAIT counts the replicas that hold this connection's writes, so both must share one.
+
+        Raises:
+            NotReplicatedError: fewer replicas acknowledged the write in time (it is on the primary).
+        """
+        pipe = self.client.pipeline(transaction=False)
+        self.script(keys=keys, args=args, client=pipe)
+        pipe.execute_command("WAIT", replicas, timeout_ms)
+        reply, acknowledged = pipe.execute()
+        if acknowledged < replicas:
+            raise NotReplicatedError(
+                f"{acknowledged} of {replicas} replica(s) acknowledged the write within {timeout_ms} ms"
+            )
+        return reply
+
+
+class NotReplicatedError(redis.exceptions.ConnectionError):
+    """Too few replicas acknowledged a write: transient (a replica resyncing), so `Guard` retries it."""

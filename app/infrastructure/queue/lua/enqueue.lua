@@ -26,6 +26,8 @@ end
 local reply = {'ok'}
 for _, job in ipairs(A.jobs) do
   if job.live then
+    -- written back unchanged, so that a WAIT after this call covers a job an earlier call wrote
+    if job.old then redis.call('HSET', K.job(job.job_id), F.status, job.old) end
     reply[#reply + 1] = 0
     reply[#reply + 1] = job.old or alive[job.job_id]
   else

@@ -5,12 +5,18 @@
 -- It is create_job's queued-or-scheduled case, written out: every step of Lua counts here (a
 -- script that only returns costs Redis 7 us on a 2-core VM). The hash fields arrive as ready
 -- pairs (`schema.pack_fields`): no record table is built from the arguments.
+-- A retry of a generated id (check_live = '2': the first call's reply was lost, or too few
+-- replicas acknowledged it) returns the job in any state: it can only be this call's own.
+-- A job found is written back unchanged, so that a WAIT after this call covers it too.
 -- Returns {1, status} when created, {0, status} for a live job that already has the id.
 local id, queue = A.job_id, A.queue
 local key = K.job(id)
-if A.check_live == '1' then
+if A.check_live ~= '0' then
   local old = redis.call('HGET', key, F.status)
-  if IN.live(old) then return {0, old} end
+  if IN.live(old) or (old and A.check_live == '2') then
+    redis.call('HSET', key, F.status, old)
+    return {0, old}
+  end
   if old then clear_ended(id) end
 end
 if A.register == '1' then redis.call('SADD', K.queues, K.queue(queue)) end

@@ -57,6 +57,7 @@ def one_round(ctx: Ctx, size: int, round_no: int) -> list[Result]:
     run_group(drain.contenders(ctx, 1), round_no, results)
     run_group(drain.contenders(ctx, 2), round_no, results)
     run_group(drain.limited_contenders(ctx), round_no, results)
+    run_group(drain.group_contenders(ctx), round_no, results)
     run_group(peers.drain_contenders(ctx), round_no, results)
     run_turns(aio.enqueue(ctx), results)
     run_group(aio.drain_contenders(ctx), round_no, results)

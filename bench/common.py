@@ -37,6 +37,7 @@ class Sizes:
     peer: int = 3000  # row 6: jobs enqueued one by one, then drained
     io_jobs: int = 2000  # "io drain": jobs of `await asyncio.sleep(0.05)`, concurrency 100
     async_single: int = 3000  # "async enqueue": awaited calls per contender, in 20 turns
+    group: int = 10_000  # row "drain group": children of one group (issue 14)
 
     @classmethod
     def from_env(cls) -> Sizes:
@@ -45,7 +46,7 @@ class Sizes:
             sizes = cls(
                 rounds=1, single=1000, bulk=10_000, drain_fork_rq=30, drain_fork=150, drain_simple=150,
                 drain_inline=400, drain_pool=400, latency=20, latency_slow=6, rss_jobs=10_000, peer=300,
-                io_jobs=400, async_single=500,
+                io_jobs=400, async_single=500, group=1000,
             )  # fmt: skip
         rss = os.environ.get("BENCH_RSS_JOBS")
         if rss:

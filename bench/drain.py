@@ -8,6 +8,7 @@ system's own bulk producer before the clock starts.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 
 import redis
@@ -141,3 +142,43 @@ def _bind_limited(
             )
 
     return lambda: drain(ctx, name, n, commands, 2, fill, env={"QUEUE_LIMITS": limits}, row="drain limits")
+
+
+#: Row "drain group" (issue 14): N `add` jobs as the children of one group (with an `on_complete`
+#: callback), enqueued and drained by 2 inline workers, against the same N jobs enqueued plain
+#: (`enqueue_many`): jobs/s = N / (enqueue seconds + seconds until the last job, the group's
+#: callback included, is done). The cost of a workflow: one script writing the group, and in each
+#: child's finish its count, its result kept, the callback released by the last.
+def group_contenders(ctx: Ctx) -> dict[str, Callable[[], Result]]:
+    n = ctx.sizes.group
+    commands = taskq_commands("inline", 2)
+    return {
+        "taskq inline": lambda: _enqueue_and_drain(ctx, "taskq inline", n, commands, fill_taskq, 0),
+        "taskq inline, one group": lambda: _enqueue_and_drain(
+            ctx, "taskq inline, one group", n, commands, fill_group, 1
+        ),
+    }
+
+
+def fill_group(ctx: Ctx, n: int) -> None:
+    queue = taskq_queue(ctx, ctx.client())
+    queue.group(
+        [JobRequest("bench_add", {"a": 1, "b": 2}) for _ in range(n)],
+        on_complete=JobRequest("bench_add", {"a": 0, "b": 0}),
+        results_param=None,
+    )
+
+
+def _enqueue_and_drain(
+    ctx: Ctx, name: str, n: int, commands: list[list[str]], fill: Callable[[Ctx, int], None], extra: int
+) -> Result:
+    took: list[float] = []
+
+    def timed(ctx: Ctx, _: int) -> None:
+        started = time.perf_counter()
+        fill(ctx, n)
+        took.append(time.perf_counter() - started)
+
+    drained = drain(ctx, name, n + extra, commands, 2, timed, row="drain group")
+    seconds = took[0] + drained.extra["seconds"]
+    return Result("drain group", name, n / seconds, extra={**drained.extra, "jobs": n, "enqueue_s": took[0]})

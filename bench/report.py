@@ -66,7 +66,7 @@ def baseline_of(row: str, contender: str) -> tuple[str, str] | None:
         return None if contender.startswith("rq ") else (row, "rq SimpleWorker")
     if row == "memory":
         return None
-    if row == "drain limits":  # limits on, against the same drain without
+    if row in ("drain limits", "drain group"):  # limits on / one group, against the same drain plain
         return None if contender == "taskq inline" else (row, "taskq inline")
     if row == "replicated":  # QUEUE_WAIT_REPLICAS=1, against the same enqueue without
         return None if contender == "taskq enqueue" else (row, "taskq enqueue")
@@ -194,6 +194,13 @@ CHECKS: list[tuple[str, str, str, str, float]] = [
         "baseline",
         0.8,
     ),
+    (
+        "a 10,000-child group, enqueue + drain, >= 0.8x plain",
+        "drain group",
+        "taskq inline, one group",
+        "baseline",
+        0.8,
+    ),
 ]
 CHECKS += [
     (
@@ -269,6 +276,8 @@ def _figure(line: Line) -> str:
         text += f" (call p50 {line.extra['p50_ms']:.3f} / p99 {line.extra['p99_ms']:.3f} ms)"
     if "ceiling_ratio" in line.extra:
         text += f" ({line.extra['ceiling_ratio']:.3f}x the ceiling, {line.extra['seconds']:.3f} s)"
+    if "enqueue_s" in line.extra:
+        text += f" (enqueue {line.extra['enqueue_s']:.2f} s)"
     if "startup_s" in line.extra:
         text += f" (start {line.extra['startup_s']:.2f} s, then {line.extra['steady_jobs_s']:,.0f}/s)"
     return text
@@ -278,8 +287,8 @@ def _x(value: float | None) -> str:
     return "-" if value is None or value != value else f"{value:.2f}x"
 
 
-ROW_ORDER = ["enqueue", "replicated", "bulk", "drain 1p", "drain 2p", "drain limits", "latency", "memory"]
-ROW_ORDER += ["job bytes", "peers enqueue", "peers drain", "async enqueue", "io drain"]
+ROW_ORDER = ["enqueue", "replicated", "bulk", "drain 1p", "drain 2p", "drain limits", "drain group"]
+ROW_ORDER += ["latency", "memory", "job bytes", "peers enqueue", "peers drain", "async enqueue", "io drain"]
 
 
 def table(lines: list[Line], target_rows: list[dict[str, Any]]) -> str:

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
-from chaos import flow, hostile, scenarios, topology
+from chaos import flow, hostile, scenarios, topology, workflows
 from chaos.harness import Row
 
 SCENARIOS: dict[str, Callable[[float], Row]] = {
@@ -34,6 +34,7 @@ SCENARIOS: dict[str, Callable[[float], Row]] = {
     "corrupt-fields": hostile.corrupt_fields,
     "huge-batch": hostile.huge_batch,
     "limits-storm": flow.kill_storm_with_limits,
+    "workflow-storm": workflows.kill_storm_in_a_group,
     "sentinel-failover": topology.sentinel_failover,
     "sentinel-failover-no-ack": topology.sentinel_failover_no_ack,
     "sentinel-freeze-wait": topology.sentinel_freeze_wait,

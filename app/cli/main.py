@@ -13,7 +13,7 @@ from typing import Any
 import click
 import redis
 
-from app.cli import dashboard, flow, jobs, queues
+from app.cli import dashboard, flow, groups, jobs, queues
 from app.cli.common import CliError, Session, url_option
 from app.exits import run
 from app.infrastructure.queue.errors import QueueError, UnknownJobError
@@ -73,6 +73,7 @@ for command in (
     flow.pause,
     flow.resume,
     flow.schedules,
+    groups.group,
 ):
     cli.add_command(command)
 cli.add_command(worker_command, "worker")

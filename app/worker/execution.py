@@ -39,6 +39,7 @@ from app.infrastructure.queue.record import JobRecord
 from app.infrastructure.queue.schema import Ending
 from app.infrastructure.queue.serialization import TASKQ_ONLY, Serializer
 from app.infrastructure.queue.store import Claim, ProgressSink
+from app.infrastructure.queue.workflow_input import with_input
 from app.worker.runtime import JobContext, PermanentError, RateLimited, running
 
 UNSERIALIZABLE = "Unserializable return value"
@@ -166,6 +167,8 @@ class JobRunner:
         self.functions = functions
         self.progress = progress
         self._signatures = {name: _Signature.of(func) for name, func in functions.items()}
+        # A group's results are bounded by QUEUE_MAX_RESULT_BYTES, JSON-escaped (a third more, at most).
+        self._input_limit = 2 * max(settings.max_result_bytes, settings.max_payload_bytes) + 65536
 
     def run(self, claim: Claim) -> Outcome:
         prepared = self._prepare(claim)
@@ -298,6 +301,8 @@ class JobRunner:
         )
         if instance not in (None, TASKQ_ONLY):
             raise JobNotAllowedError(job_name)
+        # A workflow's job: the previous result, a group's results, where its signed params say.
+        kwargs = with_input(claim.job_id, kwargs, claim.record.input, self.serializer, self._input_limit)
         if not self.registry.is_registered(job_name) or job_name not in self.functions:
             raise _NotKnownHereError(job_name, claim.record.params_version, name_known=False)
         if claim.record.params_version != self.registry.version(job_name):

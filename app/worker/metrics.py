@@ -156,6 +156,7 @@ class QueueCollector(Collector):
             counts, workers = (self.admin.counts(), self.admin.workers()) if leads else ([], [])
             limits, handed_back = (self.admin.limits(), self.admin.waiting()) if leads else ([], [])
             pruned = self.admin.pruned() if leads else {}
+            workflows = self.admin.workflows_pending() if leads else (0, 0)
         except QueueError as exc:
             log.warning("metrics: cannot read the queues: %s", exc)
             up.add_metric([], 0)
@@ -175,6 +176,19 @@ class QueueCollector(Collector):
             suspended = GaugeMetricFamily("taskq_suspended", "1 while `rq suspend` holds every worker.")
             suspended.add_metric([], int(self.admin.suspended()))
             yield from (strangers, suspended)
+            yield from _workflow_gauges(*workflows)
+
+
+def _workflow_gauges(workflows: int, members: int) -> Iterator[Metric]:
+    pending = GaugeMetricFamily(
+        "taskq_workflows_pending", "Chains and groups with members not settled yet (issue 14)."
+    )
+    pending.add_metric([], workflows)
+    settling = GaugeMetricFamily(
+        "taskq_workflow_members_pending", "Members of chains and groups not settled yet, in all."
+    )
+    settling.add_metric([], members)
+    yield from (pending, settling)
 
 
 def _cluster_gauges(counts: list[QueueCounts], workers: list[WorkerInfo]) -> Iterator[Metric]:

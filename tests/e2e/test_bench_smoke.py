@@ -36,6 +36,7 @@ EXPECTED = {
     "job bytes": {"taskq", "taskq (signed)", "rq Queue.enqueue"},
     "drain limits": {"taskq inline", "taskq inline, concurrency:64", "taskq inline, per key (100 keys)"},
     "replicated": {"taskq enqueue", "taskq enqueue, WAIT 1 replica"},  # issue 16's row
+    "drain group": {"taskq inline", "taskq inline, one group"},
 }
 # The peers are the `bench` extra: `make bench` installs them, `make test` may not.
 PEERS = {name for name in ("huey", "dramatiq") if importlib.util.find_spec(name) is not None}

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from app.infrastructure.process import stop_process
+from app.infrastructure.queue.port import JobRequest
 from app.infrastructure.queue.rq_queue import RQQueue
 from app.infrastructure.queue.serialization import SIGNED_MAGIC
 from chaos.servers import free_port
@@ -116,6 +117,32 @@ def test_signed_jobs_are_read_with_our_serializer(settings, r):
         job = json.loads(get(f"{base}/0/data/job/{job_id}.json") or "{}")
     assert [j["id"] for j in finished["jobs"]] == [job_id]
     assert (job["result"], json.loads(job["metadata"])["source"]) == ({"word": "signed"}, "test")
+
+
+def test_a_groups_callbacks_and_a_chains_steps_show_as_rq_jobs(settings, r):
+    """Issue 14: what waits in a workflow is an rq job like any other (deferred, then canceled or run)."""
+    queue = RQQueue(r, settings)
+    gid = queue.group(
+        [JobRequest("add", {"a": 1, "b": 1})],
+        on_success=JobRequest("echo", {}),
+        on_failure=JobRequest("echo", {}),
+    )
+    ids = queue.chain([JobRequest("add", {"a": 1, "b": 1}), JobRequest("double", {})], pass_result="prev")
+    callbacks = queue.workflow(gid).callbacks
+    with serving(settings) as base:
+        deferred = json.loads(get(f"{base}/0/data/jobs/default/deferred/8/asc/1.json") or "{}")
+        step = json.loads(get(f"{base}/0/data/job/{ids[1]}.json") or "{}")
+        drain(settings, r)
+        canceled = json.loads(get(f"{base}/0/data/jobs/default/canceled/8/asc/1.json") or "{}")
+        done = json.loads(get(f"{base}/0/data/job/{ids[1]}.json") or "{}")
+    assert {j["id"] for j in deferred["jobs"]} == {
+        callbacks["on_success"][0],
+        callbacks["on_failure"][0],
+        ids[1],
+    }
+    assert step["status"] == "deferred"
+    assert [j["id"] for j in canceled["jobs"]] == [callbacks["on_failure"][0]]
+    assert (done["status"], done["result"]) == ("finished", 4)
 
 
 def test_dashboard_renders_in_headless_chromium(dashboard, failed_job, tmp_path):

@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.infrastructure.queue.port import JobStatus, RetryPolicy
+from app.infrastructure.queue.port import JobRequest, JobStatus, RetryPolicy
 from app.infrastructure.queue.rq_queue import RQQueue
 from chaos.servers import free_port
 from tests.support.processes import WorkerProcess, wait_until
@@ -65,6 +65,18 @@ def test_metrics_count_outcomes_retries_durations_and_read_the_queues(settings, 
     assert value(samples, "taskq_queue_oldest_job_age_seconds", queue="low") > 0
     assert value(samples, "taskq_queue_jobs", queue="default", state="failed") == 1
     assert value(samples, "taskq_workers_alive") >= 1
+
+
+def test_workflows_pending_are_gauges(settings, r):
+    """Issue 14: a group whose children wait on a paused queue: 1 workflow, 3 members pending."""
+    queue = RQQueue(r, settings)
+    queue.pause("low")
+    queue.group([JobRequest("add", {"a": 1, "b": 1}, priority="low") for _ in range(3)])
+    port = free_port()
+    with WorkerProcess(settings, "--metrics-port", str(port)):
+        samples = wait_until(lambda: (s := scrape(port)) and value(s, "taskq_metrics_leader") == 1 and s)
+    assert value(samples, "taskq_workflows_pending") == 1
+    assert value(samples, "taskq_workflow_members_pending") == 3
 
 
 def test_limits_are_gauges_running_and_waiting(settings, r):

@@ -48,6 +48,28 @@ def test_root_readme_snippet_runs(environment, r):
     assert r.exists(f"rq:job:{namespace['job_id']}")
 
 
+def test_root_readme_workflow_snippet_runs(environment, r):
+    """Issue 14: the root README's group, after its first snippet (which builds `queue`)."""
+    namespace: dict = {}
+    first, *rest = snippets("README.md")
+    for code in [first, *(code for code in rest if "queue.group(" in code)]:
+        exec(compile(code, "README", "exec"), namespace)
+    assert r.exists(f"taskq:wf:{namespace['batch']}")
+
+
+def test_root_readme_fastapi_snippet_serves_an_enqueue(environment, r):
+    """Issue 13: the root README's FastAPI snippet, as written, under FastAPI's test client."""
+    from fastapi.testclient import TestClient
+
+    (code,) = [code for code in snippets("README.md") if "FastAPI(lifespan=lifespan)" in code]
+    namespace: dict = {}
+    exec(compile(code, "README", "exec"), namespace)
+    with TestClient(namespace["app"]) as client:  # runs the lifespan: bootstrap_async, aclose
+        response = client.post("/documents/123")
+    assert response.status_code == 202
+    assert r.hget(f"rq:job:{response.json()['job_id']}", "status") == b"queued"
+
+
 def test_the_readmes_say_how_to_reach_the_taskq_command():
     """Issue 18 item 3: after `make demo` the console script is in .venv/bin, not on PATH."""
     for relative in ("README.md", "app/cli/README.md", "app/worker/README.md"):

@@ -82,6 +82,25 @@ def test_a_replica_that_cannot_acknowledge_fails_the_enqueue_and_a_retry_by_id_i
     assert replica.client().exists(f"rq:job:{job_id}")
 
 
+def test_a_group_waits_for_its_replica_and_a_retry_by_group_id_writes_nothing_twice(pair):
+    """Issue 14: a workflow is one script; it is acknowledged, or refused, as one enqueue is."""
+    primary, replica = pair
+    queue = queue_on(primary, replicas=1)
+    children = [JobRequest("add", {"a": i, "b": i}, job_id=f"g-child-{i}") for i in range(3)]
+    gid = queue.group(children, on_success=JobRequest("echo", {}), group_id="replicated-group")
+    assert replica.client().exists(f"taskq:wf:{gid}", "rq:job:g-child-2") == 2
+    replica.pause()
+    try:
+        with pytest.raises(QueueReplicationError) as raised:
+            queue.group([JobRequest("add", {"a": 1, "b": 1}, job_id="g2-child")], group_id="g2")
+        assert "g2-child" in raised.value.job_ids
+    finally:
+        replica.resume()
+    assert queue.group([JobRequest("add", {"a": 1, "b": 1}, job_id="g2-child")], group_id="g2") == "g2"
+    assert queued_ids(primary.client()).count(b"g2-child") == 1
+    assert queue.workflow("g2").total == 1
+
+
 def test_more_replicas_than_exist_is_an_error_not_a_hang(pair):
     primary, _ = pair
     with pytest.raises(QueueReplicationError, match="1 of 2 replica"):

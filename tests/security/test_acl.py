@@ -13,8 +13,9 @@ import redis
 
 from app.config import Settings
 from app.infrastructure.queue.errors import QueuePermissionError
-from app.infrastructure.queue.port import JobStatus
+from app.infrastructure.queue.port import JobRequest, JobStatus
 from app.infrastructure.queue.rq_queue import RQQueue
+from app.infrastructure.queue.workflows import Chain
 from app.infrastructure.redis.connection import Guard, connect
 from chaos.servers import PrivateRedis
 from tests.e2e.conftest import TASKQ, cli_env
@@ -130,6 +131,32 @@ def test_the_whole_flow_runs_with_the_documented_users(server, settings, tmp_pat
     assert ok in taskq(operator, "status", ok).stdout
     for secret in (*PASSWORDS.values(), SIGNING_KEY.decode()):
         assert secret not in worker.output
+
+
+def test_workflows_run_with_the_documented_users(server, settings):
+    """A group of jobs and a chain, a member canceled by the producer and one by the operator, the
+    callbacks, the sweep and `taskq group`: every command their scripts call is in the ACLs."""
+    producer = as_role(settings, server, "producer")
+    queue = RQQueue(connect(producer), replace(producer, extra_jobs=TEST_JOBS))
+    chain = Chain([JobRequest("add", {"a": 1, "b": 2}), JobRequest("double", {})], pass_result="prev")
+    members = [JobRequest("add", {"a": 1, "b": 1}, job_id=f"acl-{i}") for i in range(3)]
+    gid = queue.group([*members, chain], policy="continue", on_success=JobRequest("echo", {}))
+    queue.cancel("acl-0")
+    other = queue.group(
+        [JobRequest("add", {"a": 1, "b": 1}, job_id="acl-x")], on_failure=JobRequest("echo", {})
+    )
+    operator = as_role(settings, server, "operator")
+    assert taskq(operator, "cancel", "acl-x").returncode == 0
+    with WorkerProcess(as_role(settings, server, "worker"), env={"LOG_LEVEL": "WARNING"}):
+        view = queue.wait_workflow(gid, timeout=20)
+        assert queue.wait(view.callbacks["on_success"][0], timeout=20).status is JobStatus.FINISHED
+        assert (
+            queue.wait(queue.workflow(other).callbacks["on_failure"][0], timeout=20).status
+            is JobStatus.FINISHED
+        )
+    assert (view.state, view.finished, view.canceled) == ("succeeded", 3, 1)
+    run = taskq(operator, "group", gid, "--json")
+    assert run.returncode == 0, run.stderr
 
 
 def test_a_worker_with_the_producer_user_exits_with_one_clear_line(server, settings):

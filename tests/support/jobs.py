@@ -112,6 +112,10 @@ TEST_JOBS = (
     ("async_whoami", f"{__name__}.async_whoami"),
     ("async_progress", f"{__name__}.async_progress"),
     ("async_stubborn", f"{__name__}.async_stubborn"),
+    ("double", f"{__name__}.double"),
+    ("collect", f"{__name__}.collect"),
+    ("start_chain", f"{__name__}.start_chain"),
+    ("summarize", f"{__name__}.summarize"),
 )
 #: The job a deploy adds: producers and new workers register it next to TEST_JOBS, old workers do not.
 LATER_JOB = ("added_later", f"{__name__}.added_later")
@@ -219,3 +223,37 @@ async def async_stubborn(seconds: float) -> str:
         with contextlib.suppress(BaseException):  # that is the point: it ignores its timeout
             time.sleep(0.05)
     return "survived"
+
+
+def double(value: int = 1, prev: Any = None) -> int:
+    """A chain's step: twice the previous job's result (`prev`, passed by the chain), or `value`."""
+    return 2 * (prev if isinstance(prev, int) else value)
+
+
+def collect(key: str, results: Any = None) -> int:
+    """A workflow callback: counts its run and keeps what it was given, in the test's Redis, under
+    `taskq:test:<key>` (a ledger: `:runs` incremented once per execution, `:input` the JSON)."""
+    import json
+
+    import redis
+
+    client = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    client.incr(f"taskq:test:{key}:runs")
+    client.set(f"taskq:test:{key}:input", json.dumps(results, default=repr))
+    return len((results or {}).get("results", {})) if isinstance(results, dict) else 0
+
+
+def start_chain(values: list[int], results: Any = None) -> list[str]:
+    """A group's callback that starts a chain of `double` jobs from inside the job (nested)."""
+    from app.bootstrap import bootstrap
+    from app.infrastructure.queue.port import JobRequest
+
+    queue = bootstrap().queue
+    total = sum(v for v in (results or {}).get("results", {}).values() if isinstance(v, int))
+    steps = [JobRequest("double", {"value": total})] + [JobRequest("double", {}) for _ in values]
+    return queue.chain(steps, pass_result="prev")
+
+
+def summarize(results: dict[str, Any]) -> dict[str, Any]:
+    """A callback returning only the shape of what it got (results kept, truncated, counts)."""
+    return {"kept": len(results["results"]), "truncated": results["truncated"], "counts": results["counts"]}

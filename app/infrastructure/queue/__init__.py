@@ -1,6 +1,6 @@
 """The task queue: enqueue from the application, and the Redis adapter behind it.
 
-The package's face is small: `from app.infrastructure.queue import RQQueue, JobRequest, QueueError`
+The package's face is small: `from app.infrastructure.queue import RQQueue, JobRequest, Chain, QueueError`
 (and `AsyncRQQueue`, the same port as coroutines, for asyncio services).
 Names are imported when first used, so importing one module of the package (the worker imports
 `errors`) does not load the rest.
@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # the names of __all__, for type checkers (tests/unit/test_fa
         QueueUnavailableError,
         UnknownJobError,
         WaitTimeoutError,
+        WorkflowError,
+        WorkflowNotFoundError,
     )
     from app.infrastructure.queue.job_params import JobParams
     from app.infrastructure.queue.job_paths import INGEST_DOC_JOB, JobRegistry
@@ -43,10 +45,14 @@ if TYPE_CHECKING:  # the names of __all__, for type checkers (tests/unit/test_fa
         RetryPolicy,
     )
     from app.infrastructure.queue.rq_queue import RQQueue
+    from app.infrastructure.queue.workflow_view import WorkflowView
+    from app.infrastructure.queue.workflows import Chain, Edge
 
 __all__ = [
     "INGEST_DOC_JOB",
     "AsyncRQQueue",
+    "Chain",
+    "Edge",
     "EnqueueError",
     "EnqueueOptions",
     "InMemoryQueue",
@@ -73,9 +79,22 @@ __all__ = [
     "RetryPolicy",
     "UnknownJobError",
     "WaitTimeoutError",
+    "WorkflowError",
+    "WorkflowNotFoundError",
+    "WorkflowView",
 ]
 #: Where the names of the face live, lightest module first.
-_MODULES = ("errors", "port", "job_params", "job_paths", "rq_queue", "memory_queue", "async_queue")
+_MODULES = (
+    "errors",
+    "port",
+    "job_params",
+    "job_paths",
+    "workflows",
+    "workflow_view",
+    "rq_queue",
+    "memory_queue",
+    "async_queue",
+)
 
 
 def __getattr__(name: str) -> Any:

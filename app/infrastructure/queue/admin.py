@@ -34,6 +34,7 @@ from app.infrastructure.queue.limits import merged
 from app.infrastructure.queue.record import JobRecord, parse_rq_time, text
 from app.infrastructure.queue.schema import KEYS, Field, JobStatus, packer
 from app.infrastructure.queue.serialization import Serializer, dumps_job_data, make_serializer
+from app.infrastructure.queue.workflow_view import WorkflowView, read_workflow
 from app.infrastructure.redis.connection import Guard, server_time
 
 #: The registries `counts()` reports, in a job's order of life (a stopped job is in `failed`).
@@ -160,6 +161,27 @@ class QueueAdmin:
             known = [t.timestamp() for t in times if t is not None]
             ages[queue] = max(0.0, now - min(known)) if known else None
         return ages
+
+    def workflow(self, workflow_id: str) -> WorkflowView:
+        """A group (or a chain, by its last job's id): its outcome, its members' counts, its
+        callbacks (`taskq group`).
+
+        Raises:
+            WorkflowNotFoundError: no such workflow (or its record expired). InvalidJobIdError.
+        """
+        return read_workflow(self.connection, self._guard, workflow_id)
+
+    def workflows_pending(self) -> tuple[int, int]:
+        """(workflows with members pending, members pending in all): two O(1) reads, for metrics."""
+
+        def read() -> list[Any]:
+            with self.connection.pipeline(transaction=False) as pipe:
+                pipe.zcard(KEYS["wf_live"])
+                pipe.hlen(KEYS["wf_index"])
+                return pipe.execute()
+
+        workflows, members = self._guard.call(read)
+        return int(workflows), int(members)
 
     def paused(self) -> list[str]:
         """The queues no worker claims from (`taskq pause`)."""

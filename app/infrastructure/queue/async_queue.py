@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 
+from app import tracing
 from app.config import Settings
 from app.infrastructure.queue import keys, lua
 from app.infrastructure.queue import producer_calls as calls
@@ -28,6 +29,18 @@ from app.infrastructure.queue.port import NO_PARAMS, JobRequest, JobView
 from app.infrastructure.queue.record import text
 from app.infrastructure.queue.schema import Field
 from app.infrastructure.queue.serialization import Serializer
+from app.infrastructure.queue.workflows import (
+    Callback,
+    Chain,
+    Child,
+    Edge,
+    Planner,
+    Policy,
+    WorkflowPlan,
+    workflow_args,
+    workflow_not_replicated,
+    written_workflow,
+)
 from app.infrastructure.redis.async_connection import AsyncGuard, AsyncScript
 
 if TYPE_CHECKING:
@@ -37,7 +50,7 @@ if TYPE_CHECKING:
 
 
 class AsyncRQQueue:
-    """`RQQueue`'s methods as coroutines: enqueue, enqueue_many, get, wait, cancel, stop."""
+    """`RQQueue`'s methods as coroutines: enqueue, enqueue_many, get, wait, cancel, stop, chain, group."""
 
     def __init__(
         self,
@@ -55,8 +68,9 @@ class AsyncRQQueue:
         self.connection = redis_conn
         self._guard = AsyncGuard(redis_conn, self.settings.redis_retry_seconds)
         self._scripts = {
-            name: AsyncScript(redis_conn, lua.source(name)) for name in ("enqueue", "enqueue_one")
+            name: AsyncScript(redis_conn, lua.source(name)) for name in ("enqueue", "enqueue_one", "workflow")
         }
+        self._planner = Planner(self._builder)
         self._cancel = AsyncScript(redis_conn, lua.source("cancel"))
         self._registered: set[str] = set()
 
@@ -140,6 +154,42 @@ class AsyncRQQueue:
         channel, payload = calls.stop_message(job_id, status, worker)
         if not await self._guard.call(lambda: self.connection.publish(channel, payload)):
             raise calls.not_listening(job_id, worker)
+
+    async def chain(
+        self, steps: Iterable[JobRequest | Edge], *, pass_result: str | None = None, policy: Policy = "fail"
+    ) -> list[str]:
+        """`RQQueue.chain`, awaited: the same plan, script and errors; the jobs' ids."""
+        plan = self._planner.chain(Chain(steps, pass_result=pass_result, policy=policy), time.time())
+        await self._write_workflow(plan)
+        return plan.job_ids
+
+    async def group(
+        self,
+        children: Iterable[Child],
+        *,
+        on_success: Callback | None = None,
+        on_failure: Callback | None = None,
+        on_complete: Callback | None = None,
+        policy: Policy = "fail",
+        group_id: str | None = None,
+        results_param: str | None = "results",
+    ) -> str:
+        """`RQQueue.group`, awaited: the same plan, script and errors; the group id."""
+        callbacks = {"on_success": on_success, "on_failure": on_failure, "on_complete": on_complete}
+        plan = self._planner.group(children, callbacks, policy, group_id, results_param, time.time())
+        await self._write_workflow(plan)
+        return plan.top
+
+    async def _write_workflow(self, plan: WorkflowPlan) -> None:
+        if plan.needs_worker:
+            calls.check_known(plan.needs_worker, await self._live())
+        args = workflow_args(plan, tracing.current_carrier())
+        script = self._scripts["workflow"]
+        try:  # a call repeated (a lost reply, too few replicas) finds the workflow written: 'exists'
+            reply = await self._guard.call(lambda: self._run(script, args))
+        except QueueReplicationError as exc:
+            raise workflow_not_replicated(exc, plan) from exc
+        written_workflow(plan, reply)
 
     async def aclose(self) -> None:
         """Close the client's connections (a FastAPI lifespan calls it on shutdown)."""

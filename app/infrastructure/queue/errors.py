@@ -108,6 +108,24 @@ class DependencyError(EnqueueError):
         super().__init__(f"job {job_id!r} depends on {dependency_id!r}, which {state}; it could never run")
 
 
+class WorkflowError(EnqueueError):
+    """Raised when a chain or group cannot be written as given (nothing of it is written): no jobs,
+    too many, an id used twice or by a live job, an option its jobs cannot have. `job_id` names
+    the job (or workflow) at fault, when there is one."""
+
+    def __init__(self, reason: str, job_id: str | None = None) -> None:
+        self.job_id = job_id
+        super().__init__(f"workflow refused: {reason}; nothing was written")
+
+
+class WorkflowNotFoundError(QueueError):
+    """Raised when no chain or group has this id (it never existed, or its record expired)."""
+
+    def __init__(self, workflow_id: str) -> None:
+        self.workflow_id = workflow_id
+        super().__init__(f"workflow {workflow_id!r} not found (it never existed, or its record expired)")
+
+
 class BatchError(QueueError):
     """Raised when Redis failed after part of a large `enqueue_many` was written.
 

@@ -62,23 +62,34 @@ class ParamsSchema:
     def of(declared: type) -> ParamsSchema:
         return ParamsSchema(declared)
 
-    def check(self, job_name: str, params: Mapping[str, Any]) -> None:
-        """Validate `params` strictly (no coercion: `"5"` is not an int).
+    def check(self, job_name: str, params: Mapping[str, Any], pending: str | None = None) -> None:
+        """Validate `params` strictly (no coercion: `"5"` is not an int). `pending` names a field a
+        workflow fills in when the job is due (the previous result): it must be declared, and may
+        be missing now.
 
         Raises:
             InvalidParamsError: a field is not declared, is missing or has the wrong type; it is named.
         """
+        declared = ", ".join(sorted(self.names)) or "none"
         if not self.extra_allowed and not self.names.issuperset(params):
             name = min(set(params) - self.names)
-            declared = ", ".join(sorted(self.names)) or "none"
             raise InvalidParamsError(
                 job_name, f"field {name!r} is not declared in {self.title} (declared: {declared})", name
             )
+        if pending is not None and not self.extra_allowed and pending not in self.names:
+            reason = f"field {pending!r}, which the workflow passes, is not declared in {self.title}"
+            raise InvalidParamsError(job_name, f"{reason} (declared: {declared})", pending)
         try:
             self._validate(params, strict=True)
         except ValidationError as exc:
-            field, reason = _first_error(exc)
-            raise InvalidParamsError(job_name, reason, field) from exc
+            errors = [
+                error
+                for error in exc.errors(include_url=False)
+                if not (pending is not None and error["loc"][:1] == (pending,) and error["type"] == "missing")
+            ]
+            if errors:
+                field, reason = _first_error(errors[0])
+                raise InvalidParamsError(job_name, reason, field) from exc
 
     def coerce(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         """Text values (from a command line) turned into their declared types where they parse.
@@ -99,8 +110,7 @@ def _adapter(annotation: Any) -> TypeAdapter[Any]:
     return TypeAdapter(annotation)
 
 
-def _first_error(exc: ValidationError) -> tuple[str | None, str]:
-    error = exc.errors(include_url=False)[0]
+def _first_error(error: Any) -> tuple[str | None, str]:
     loc = error["loc"]
     if not loc:
         return None, error["msg"]

@@ -21,11 +21,13 @@ from app.infrastructure.queue.import_utils import split_path
 from app.infrastructure.queue.job_params import JobParams, ParamsSchema
 
 INGEST_DOC_JOB = "app.worker.jobs.ingest_doc.ingest_doc"
+REPORT_BATCH_JOB = "app.worker.jobs.report_batch.report_batch"
 
 #: short name -> import path. Add a line here for every job in `app/worker/jobs/`.
 JOBS: Mapping[str, str] = MappingProxyType(
     {
         "ingest_doc": INGEST_DOC_JOB,
+        "report_batch": REPORT_BATCH_JOB,
     }
 )
 
@@ -38,11 +40,21 @@ class IngestDocParams(BaseModel):
     doc_id: str
 
 
+class ReportBatchParams(BaseModel):
+    """`report_batch(results, label)`: a workflow's callback; `results` is passed by the workflow."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    results: dict[str, Any] | None
+    label: str = ""
+
+
 #: import path -> what its params are (`JobParams(model, version)`). A job without an entry
 #: takes any params of the right shape, at version 1.
 PARAMS: Mapping[str, JobParams] = MappingProxyType(
     {
         INGEST_DOC_JOB: JobParams(IngestDocParams),
+        REPORT_BATCH_JOB: JobParams(ReportBatchParams),
     }
 )
 
@@ -108,11 +120,12 @@ class JobRegistry:
         """The params version of the job at `path` (1 unless its entry says otherwise)."""
         return self._versions.get(path, 1)
 
-    def check_params(self, path: str, params: Mapping[str, Any]) -> None:
-        """Raises `InvalidParamsError`, naming the field, when `params` do not fit the declaration."""
+    def check_params(self, path: str, params: Mapping[str, Any], pending: str | None = None) -> None:
+        """Raises `InvalidParamsError`, naming the field, when `params` do not fit the declaration
+        (`pending`: a field a workflow fills in later, which may be missing now)."""
         declared = self._declared.get(path)
         if declared is not None:
-            declared.check(path, params)
+            declared.check(path, params, pending)
 
     def resolve(self, job_name: object) -> str:
         """The import path for `job_name`, which is a registered path or its short name.

@@ -34,6 +34,7 @@ from app.infrastructure.queue.serialization import (
     find_unserializable_key,
     refuse_main_objects,
 )
+from app.infrastructure.queue.workflow_input import INPUT_MARK
 
 MAX_META_BYTES = 16 * 1024
 #: A limit key becomes part of Redis key names: no ':' (it would reach other keys), no spaces.
@@ -97,20 +98,34 @@ class JobSpecBuilder:
         # A request without options (the common call) takes these, in JobSpec's order.
         self._default_limits = (settings.job_timeout, settings.result_ttl, settings.failure_ttl, settings.ttl)
 
-    def build(self, request: JobRequest, now: float) -> JobSpec:
+    def build(self, request: JobRequest, now: float, input_param: str | None = None) -> JobSpec:
         """Validate and serialize `request`; `now` is the enqueue time (epoch seconds).
+
+        `input_param` (a workflow's job): the param its workflow fills in when it is due (the
+        previous result, a group's results); it is stored as `INPUT_MARK`, which the worker
+        replaces, so that the name is signed with the rest of the call.
 
         Raises:
             UnknownJobError, InvalidParamsError, SerializationError, PayloadTooLargeError,
             InvalidOptionError, InvalidJobIdError: what was wrong, named.
         """
-        return self.build_call(request.job_name, request.params, request.options, now)
+        return self.build_call(request.job_name, request.params, request.options, now, input_param)
 
-    def build_call(self, name: str, params: object, options: Mapping[str, Any], now: float) -> JobSpec:
+    def build_call(
+        self,
+        name: str,
+        params: object,
+        options: Mapping[str, Any],
+        now: float,
+        input_param: str | None = None,
+    ) -> JobSpec:
         """`build` without a `JobRequest` (one fewer object per single enqueue); raises the same."""
         job_name = self.registry.resolve(name)
         params = _check_params(job_name, params)
-        self.registry.check_params(job_name, params)  # declared params: before any fast path
+        if input_param is not None:
+            params = _with_input(self.registry, job_name, params, input_param)
+        else:
+            self.registry.check_params(job_name, params)  # declared params: before any fast path
         if not options:
             return self._plain(job_name, params)
         if not OPTION_NAMES.issuperset(options):
@@ -228,6 +243,15 @@ def _check_params(job_name: str, params: object) -> dict[str, Any]:
         if not isinstance(key, str):
             raise InvalidParamsError(job_name, f"keys must be str, got {key!r} ({type(key).__name__})", key)
     return dict(params)
+
+
+def _with_input(registry: JobRegistry, job_name: str, params: dict[str, Any], name: str) -> dict[str, Any]:
+    if name in params:
+        raise InvalidParamsError(
+            job_name, f"{name!r} is passed by the workflow; leave it out of params", name
+        )
+    registry.check_params(job_name, params, pending=name)
+    return {**params, name: dict(INPUT_MARK)}
 
 
 def _check_depends_on(depends_on: object) -> tuple[str, ...]:

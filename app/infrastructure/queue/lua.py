@@ -7,6 +7,7 @@ so the scripts cost nothing at run time for being named:
 | :--- | :--- |
 | `S.queued`, `E.retry`, `F.status`, `W.state`, `WS.busy` | a status, an ending, a field, a worker state |
 | `RESULT.failed`, `RF.exc_string`, `SF.last_tick` | rq's result type, a field of a result, of a schedule |
+| `WF.state`, `WFS.open` | a field of a workflow's hash, a workflow state |
 | `LIST.claim_fields` | a list of names, as a table |
 | `K.job(id)`, `K.suspended` | a key function (emitted once), or a constant key, quoted |
 | `IN.live(st)`, `CAN.claim(st)` | a predicate on a status group or a transition's sources |
@@ -35,6 +36,8 @@ from app.infrastructure.queue.schema import (
     TRANSITIONS,
     WORKER_FIELDS,
     WORKER_STATES,
+    WORKFLOW_FIELDS,
+    WORKFLOW_STATES,
     Ending,
     JobStatus,
     Layout,
@@ -43,7 +46,7 @@ from app.infrastructure.queue.schema import (
 
 NAMES = tuple(LAYOUTS)
 #: The shared functions; a script gets those it calls (directly or through another), no more.
-_LIBRARIES = ("prelude", "lib_limits", "lib_jobs", "lib_worker", "lib_failed")
+_LIBRARIES = ("prelude", "lib_limits", "lib_workflows", "lib_jobs", "lib_worker", "lib_failed")
 _FUNCTION = re.compile(r"^local function (\w+)\(", re.MULTILINE)
 
 _CONSTANTS = {
@@ -55,8 +58,10 @@ _CONSTANTS = {
     "RESULT": {name: str(number) for name, number in RESULT_TYPES.items()},
     "RF": dict(RESULT_FIELDS),
     "SF": dict(SCHEDULE_FIELDS),
+    "WF": dict(WORKFLOW_FIELDS),
+    "WFS": dict(WORKFLOW_STATES),
 }
-_NAME = re.compile(r"\b(S|E|F|W|WS|SF|RESULT|RF|LIST|K|IN|CAN|MOVE|A)\.([a-z_][a-z0-9_]*)\b(\()?")
+_NAME = re.compile(r"\b(S|E|F|W|WS|SF|WF|WFS|RESULT|RF|LIST|K|IN|CAN|MOVE|A)\.([a-z_][a-z0-9_]*)\b(\()?")
 
 
 @cache

@@ -15,7 +15,13 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from app.config import PRIORITIES, Settings
-from app.infrastructure.queue.errors import JobNotFoundError, JobStateError, NoWorkerError, WaitTimeoutError
+from app.infrastructure.queue.errors import (
+    JobNotFoundError,
+    JobStateError,
+    NoWorkerError,
+    WaitTimeoutError,
+    WorkflowNotFoundError,
+)
 from app.infrastructure.queue.job_paths import JobRegistry
 from app.infrastructure.queue.job_spec import JobSpec, JobSpecBuilder
 from app.infrastructure.queue.keys import check_job_id
@@ -25,6 +31,8 @@ from app.infrastructure.queue.record import JobRecord
 from app.infrastructure.queue.schema import Ending
 from app.infrastructure.queue.store import Claim, ProgressSink, new_execution_id
 from app.infrastructure.queue.views import job_view
+from app.infrastructure.queue.workflow_view import WorkflowView
+from app.infrastructure.queue.workflows import Callback, Chain, Child, Edge, Planner, Policy, WorkflowPlan
 
 if TYPE_CHECKING:
     from typing import Unpack
@@ -127,6 +135,55 @@ class InMemoryQueue:
             self.store.finish(claim, outcome.return_blob, None)
         else:
             self.store.fail(claim, settled.ending, settled.retry_in, settled.error)
+
+    def chain(
+        self, steps: Iterable[JobRequest | Edge], *, pass_result: str | None = None, policy: Policy = "fail"
+    ) -> list[str]:
+        """See `RQQueue.chain`."""
+        plan = Planner(self._builder).chain(Chain(steps, pass_result=pass_result, policy=policy), self.now())
+        self._write_workflow(plan)
+        return plan.job_ids
+
+    def group(
+        self,
+        children: Iterable[Child],
+        *,
+        on_success: Callback | None = None,
+        on_failure: Callback | None = None,
+        on_complete: Callback | None = None,
+        policy: Policy = "fail",
+        group_id: str | None = None,
+        results_param: str | None = "results",
+    ) -> str:
+        """See `RQQueue.group`."""
+        callbacks = {"on_success": on_success, "on_failure": on_failure, "on_complete": on_complete}
+        plan = Planner(self._builder).group(children, callbacks, policy, group_id, results_param, self.now())
+        self._write_workflow(plan)
+        return plan.top
+
+    def workflow(self, workflow_id: str) -> WorkflowView:
+        """See `RQQueue.workflow`."""
+        view = self.store.workflows.view(check_job_id(workflow_id, scheduled=False))
+        if view is None:
+            raise WorkflowNotFoundError(workflow_id)
+        return view
+
+    def wait_workflow(self, workflow_id: str, timeout: float) -> WorkflowView:
+        """Runs pending jobs, then as `RQQueue.wait_workflow`; time does not pass."""
+        self.run_pending()
+        view = self.workflow(workflow_id)
+        if not view.is_final:
+            raise WaitTimeoutError(workflow_id, timeout, view.state)
+        return view
+
+    def _write_workflow(self, plan: WorkflowPlan) -> None:
+        for spec in plan.needs_worker:
+            if not self._knows(spec):
+                raise NoWorkerError(spec.job_name, spec.version, spec.queue)
+        if self.store.workflows.create(plan):
+            self.enqueued += [job.spec for job in plan.jobs]
+        if self.run_inline:
+            self.run_pending()
 
     def _knows(self, spec: JobSpec) -> bool:
         """Whether its one worker (always live, every queue) knows the job: name and params version."""

@@ -8,11 +8,14 @@ Every status change is one of `schema.TRANSITIONS`, checked the same way as in t
 from __future__ import annotations
 
 import base64
+import json
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from app.infrastructure.queue.errors import DependencyError, JobNotFoundError, JobStateError
 from app.infrastructure.queue.job_spec import JobSpec, spec_record
+from app.infrastructure.queue.memory_workflows import MemoryWorkflows
 from app.infrastructure.queue.record import rq_time
 from app.infrastructure.queue.schema import (
     GROUPS,
@@ -25,6 +28,9 @@ from app.infrastructure.queue.schema import (
     record_fields,
 )
 from app.infrastructure.queue.store import Beat, Claim, ClaimReply, Recorded
+
+if TYPE_CHECKING:
+    from app.infrastructure.queue.workflows import PlannedJob
 
 Hash = dict[bytes, bytes]
 _S = JobStatus
@@ -49,6 +55,7 @@ class MemoryStore:
         self.dependents: dict[str, set[str]] = {}
         self.waiting_on: dict[str, set[str]] = {}
         self.results: dict[str, Hash] = {}
+        self.workflows = MemoryWorkflows(self)
 
     # -- what the producer does ------------------------------------------------------------------
 
@@ -116,21 +123,28 @@ class MemoryStore:
         self._unlist(job_id)
         self._move(job_id, "cancel", _S.CANCELED.value, ended=True)
         self._expire(job_id, Field.FAILURE_TTL)
-        self._cascade(job_id)
+        self.workflows.job_ended(job_id, _S.CANCELED.value)
 
     # -- what the worker does (the JobStore port) --------------------------------------------------
 
     def claim(self, execution_id: str) -> ClaimReply:
         now = self.clock()
         for job_id, due in sorted(self.scheduled.items(), key=lambda item: item[1]):
-            if due <= now and TRANSITIONS["promote"].allows(self.status(job_id)):
+            status = self.status(job_id)
+            if due <= now and TRANSITIONS["promote"].allows(status):
                 del self.scheduled[job_id]
                 self._back_to_queue(job_id, "promote", at_front=False)
+            elif due <= now and status is None:
+                del self.scheduled[job_id]
+                self.workflows.vanished(job_id)  # expired while scheduled
         for queue in self.queues:
             while self.lists[queue]:
                 job_id = self.lists[queue].popleft()
-                if TRANSITIONS["claim"].allows(self.status(job_id)):
+                status = self.status(job_id)
+                if TRANSITIONS["claim"].allows(status):
                     return self._claimed(queue, job_id, execution_id, now)
+                if status is None:
+                    self.workflows.vanished(job_id)  # its TTL ran out while it waited
         return ClaimReply([b"", b"", b"0"], execution_id, now)
 
     def _claimed(self, queue: str, job_id: str, execution_id: str, now: float) -> ClaimReply:
@@ -151,7 +165,9 @@ class MemoryStore:
         self.results[claim.job_id] = result
         self._move(claim.job_id, "finish", _S.FINISHED.value, ended=True)
         self._expire(claim.job_id, Field.RESULT_TTL)
-        self._release(claim.job_id)
+        self._release(claim.job_id, return_blob)
+        if claim.job_id in self.workflows.index:
+            self.workflows.job_ended(claim.job_id, _S.FINISHED.value, return_blob)
         return Recorded.DONE, None if next_execution_id is None else self.claim(next_execution_id)
 
     def fail(self, claim: Claim, ending: Ending, retry_in: float | None, error: str) -> Recorded:
@@ -182,7 +198,7 @@ class MemoryStore:
             }
             self._move(job_id, "fail", status.value, ended=True)
             self._expire(job_id, Field.FAILURE_TTL)
-            self._cascade(job_id)
+            self.workflows.job_ended(job_id, status.value)
         return Recorded.DONE
 
     def _hand_back(self, job_id: str, retry_at: float, reason: str) -> None:
@@ -242,20 +258,56 @@ class MemoryStore:
         self.scheduled.pop(job_id, None)
         self.waiting_on.pop(job_id, None)
 
-    def _release(self, job_id: str) -> None:
+    def _release(self, job_id: str, value: str = "") -> None:
         for dep in sorted(self.dependents.pop(job_id, set())):
             waiting = self.waiting_on.get(dep)
             if waiting is None or not TRANSITIONS["release"].allows(self.status(dep)):
                 continue
             waiting.discard(job_id)
-            if not any(self.status(parent) not in (None, _S.FINISHED.value) for parent in waiting):
-                del self.waiting_on[dep]
-                self._back_to_queue(dep, "release", at_front=False)
+            if not any(self._unmet(parent) for parent in waiting):
+                self.give_input(dep, json.dumps({"kind": "result", **({"value": value} if value else {})}))
+                self.release_waiting(dep)
 
-    def _cascade(self, job_id: str) -> None:
-        for dep in sorted(self.dependents.pop(job_id, set())):
-            if TRANSITIONS["cascade"].allows(self.status(dep)):
-                self._unlist(dep)
-                self._move(dep, "cascade", _S.CANCELED.value, ended=True)
-                self.jobs[dep][Field.REASON.encode()] = f"dependency {job_id} did not finish".encode()
-                self._cascade(dep)
+    def _unmet(self, parent: str) -> bool:
+        """A dependency not finished: a gone one finished long ago, unless it is a pending member."""
+        status = self.status(parent)
+        return status != _S.FINISHED.value if status is not None else parent in self.workflows.index
+
+    # -- what the workflow engine does (memory_workflows.py) -------------------------------------
+
+    def write_workflow_job(self, job: PlannedJob) -> None:
+        """Write one job of a workflow, as workflow.lua does: a job that waits has no expiry yet."""
+        spec = job.spec
+        due = spec.run_at is not None or spec.run_in is not None
+        deferred = bool(spec.depends_on) or bool(job.role)
+        status = _S.DEFERRED if deferred else _S.SCHEDULED if due else _S.QUEUED
+        self._write(spec, status.value, set(spec.depends_on))
+        if deferred:
+            self.expires.pop(spec.job_id, None)
+        fields = {Field.WORKFLOW: job.workflow, Field.WF_ROLE: job.role, Field.DEP_POLICY: job.dep_policy}
+        fields[Field.WANTS_INPUT] = "1" if job.wants_input else ""
+        self.jobs[spec.job_id].update({_b(k): _b(v) for k, v in fields.items() if v})
+
+    def field(self, job_id: str, name: str) -> str | None:
+        raw = self.jobs.get(job_id, {}).get(name.encode())
+        return raw.decode() if raw is not None else None
+
+    def give_input(self, job_id: str, document: str) -> None:
+        if self.field(job_id, Field.WANTS_INPUT) == "1":
+            self.jobs[job_id][Field.INPUT.encode()] = document.encode()
+
+    def release_waiting(self, job_id: str) -> None:
+        """A deferred job goes to its queue; a workflow's job's TTL starts now."""
+        self._unlist(job_id)
+        self._back_to_queue(job_id, "release", at_front=False)
+        ttl = self.field(job_id, Field.TTL)
+        if ttl and self.field(job_id, Field.WORKFLOW):
+            self.expires[job_id] = self.clock() + int(ttl)
+
+    def cancel_waiting(self, job_id: str, reason: str) -> None:
+        """A deferred job that can never run ends canceled, with the reason."""
+        self._unlist(job_id)
+        self._move(job_id, "cascade", _S.CANCELED.value, ended=True)
+        self.jobs[job_id][Field.REASON.encode()] = reason.encode()
+        if self.field(job_id, Field.WORKFLOW) or self.field(job_id, Field.WF_ROLE):
+            self._expire(job_id, Field.FAILURE_TTL)

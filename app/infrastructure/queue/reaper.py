@@ -18,7 +18,7 @@ from rq import Queue, worker_registration
 from app.infrastructure.queue import keys, lua
 from app.infrastructure.queue.errors import QueueError
 from app.infrastructure.queue.record import encode_error, text
-from app.infrastructure.queue.schema import Field, JobStatus, packer
+from app.infrastructure.queue.schema import KEYS, Field, JobStatus, packer
 from app.infrastructure.redis.connection import describe, server_time, translating
 
 log = logging.getLogger("taskq.worker")
@@ -30,8 +30,11 @@ ABANDONED = (
 STUCK_AFTER = 60.0
 REAP_LIMIT = 1000
 SETTLE_LIMIT = 1000
+#: Workflow members the sweep looks at per pass (a few ms): it settles what nothing else told.
+SWEEP_LIMIT = 2000
 _reap_args = packer("reap")
 _settle_args = packer("settle")
+_sweep_args = packer("wf_sweep")
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class Reaper:
         self.owner = owner
         self._reap = connection.register_script(lua.source("reap"))
         self._settle = connection.register_script(lua.source("settle"))
+        self._sweep = connection.register_script(lua.source("wf_sweep"))
         self._offsets = dict.fromkeys(self.queues, 0)  # where each queue's next settle pass starts
         self._next = 0.0
 
@@ -87,7 +91,27 @@ class Reaper:
                 if exc.retryable:
                     raise
                 log.warning("maintenance of queue %s skipped: %s", queue, exc)
+        try:
+            with translating(self.where):
+                self.sweep_workflows()
+        except QueueError as exc:
+            if exc.retryable:
+                raise
+            log.warning("workflow sweep skipped: %s", exc)
         return done
+
+    def sweep_workflows(self) -> int:
+        """Settle the workflow members nothing else settled (expired unclaimed, ended outside taskq),
+        once per interval across the workers (a lock); how many it settled."""
+        if not self.connection.set(
+            KEYS["wf_sweep"], self.owner, nx=True, px=max(100, int(self.interval * 900))
+        ):
+            return 0
+        _, args = _sweep_args(limit=SWEEP_LIMIT)
+        _looked, settled = self._sweep(args=args)
+        if settled:
+            log.info("workflow sweep settled %d members", settled)
+        return int(settled)
 
     def _lock(self, queue: str) -> bool:
         lock = keys.key("maintenance", queue)

@@ -77,6 +77,7 @@ class _B:
     ENQUEUED_AT = Field.ENQUEUED_AT.encode()
     EXC_INFO = Field.EXC_INFO.encode()
     FAILURE_CALLBACK = Field.FAILURE_CALLBACK.encode()
+    INPUT = Field.INPUT.encode()
     META = Field.META.encode()
     ORIGIN = Field.ORIGIN.encode()
     PARAMS_VERSION = Field.PARAMS_VERSION.encode()
@@ -218,6 +219,11 @@ class JobRecord:
     def params_version(self) -> int:
         """The params version it was enqueued with (1 for jobs written without one, by rq say)."""
         return _int(self.fields.get(_B.PARAMS_VERSION), 1)
+
+    @property
+    def input(self) -> bytes | None:
+        """What its workflow handed it (JSON, `workflow_input`), None for any other job."""
+        return self.fields.get(_B.INPUT)
 
     @property
     def unknown_since(self) -> float | None:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import redis
 
+from app import tracing
 from app.config import Settings
 from app.infrastructure.queue import keys, lua
 from app.infrastructure.queue import producer_calls as calls
@@ -21,12 +23,28 @@ from app.infrastructure.queue.directory import WorkerDirectory
 from app.infrastructure.queue.errors import (
     QueueError,
     QueueReplicationError,
+    WaitTimeoutError,
+    WorkflowNotFoundError,
 )
 from app.infrastructure.queue.job_paths import JobRegistry
 from app.infrastructure.queue.job_spec import JobSpec
 from app.infrastructure.queue.port import NO_PARAMS, JobRequest, JobView
-from app.infrastructure.queue.schema import Field
+from app.infrastructure.queue.record import text
+from app.infrastructure.queue.schema import Field, WorkflowField, WorkflowState
 from app.infrastructure.queue.serialization import Serializer
+from app.infrastructure.queue.workflow_view import WorkflowView, read_workflow
+from app.infrastructure.queue.workflows import (
+    Callback,
+    Chain,
+    Child,
+    Edge,
+    Planner,
+    Policy,
+    WorkflowPlan,
+    workflow_args,
+    workflow_not_replicated,
+    written_workflow,
+)
 from app.infrastructure.redis.connection import Guard
 from app.infrastructure.redis.script import FastScript
 
@@ -247,3 +265,98 @@ class RQQueue:
             self.connection.xread({keys.results(job_id): since}, block=max(1, int(block_ms)), count=1)
 
         self._guard.call(block)
+
+    # -- workflows (workflows.py): chains and groups --------------------------------------------
+
+    def chain(
+        self, steps: Iterable[JobRequest | Edge], *, pass_result: str | None = None, policy: Policy = "fail"
+    ) -> list[str]:
+        """Enqueue jobs to run one after another, each once the one before finished; their ids.
+
+        With `pass_result`, each job after the first gets the previous one's result as the param
+        of that name. When a job fails for good (or is canceled, or its TTL runs out before it
+        runs), `policy` (or the step's `Edge`) says what the next one does: `fail` (it and the
+        rest are canceled), `ignore` (it runs, the param None), `continue` (it runs, the param
+        `{"failed": id, "status": ...}`). The chain's id (`workflow()`) is its last job's.
+
+        Raises:
+            WorkflowError, and `enqueue_many`'s errors: bad input; nothing written.
+        """
+        plan = self._planner.chain(Chain(steps, pass_result=pass_result, policy=policy), time.time())
+        self._write_workflow(plan)
+        return plan.job_ids
+
+    def group(
+        self,
+        children: Iterable[Child],
+        *,
+        on_success: Callback | None = None,
+        on_failure: Callback | None = None,
+        on_complete: Callback | None = None,
+        policy: Policy = "fail",
+        group_id: str | None = None,
+        results_param: str | None = "results",
+    ) -> str:
+        """Enqueue jobs (or chains) side by side, and callbacks for when they are done; the group id.
+
+        Each callback is a registered job (or a chain) and runs once: `on_success` when every
+        child has settled and none failed the group, `on_failure` when one did (at once),
+        `on_complete` in both cases. It gets the group's results by job id (bounded: see the
+        queue README) as the param `results_param` names (None: no param). A child that fails for
+        good, is canceled or expires fails the group (`policy="fail"`), is ignored (`"ignore"`)
+        or is listed in the results while the group goes on (`"continue"`); an `Edge` sets one
+        child's own. With `group_id`, a repeated call writes nothing and returns the same id.
+
+        Raises:
+            WorkflowError, UnknownJobError (a callback not registered), and `enqueue_many`'s
+            errors: bad input; nothing written.
+        """
+        callbacks = {"on_success": on_success, "on_failure": on_failure, "on_complete": on_complete}
+        plan = self._planner.group(children, callbacks, policy, group_id, results_param, time.time())
+        self._write_workflow(plan)
+        return plan.top
+
+    def workflow(self, workflow_id: str) -> WorkflowView:
+        """A snapshot of a group, or of a chain (by its last job's id).
+
+        Raises:
+            WorkflowNotFoundError: no such workflow (or its record expired). InvalidJobIdError.
+        """
+        return read_workflow(self.connection, self._guard, workflow_id)
+
+    def wait_workflow(self, workflow_id: str, timeout: float) -> WorkflowView:
+        """Block until the workflow is decided and every member has settled; its view.
+
+        Raises:
+            WaitTimeoutError: not yet after `timeout` seconds. WorkflowNotFoundError.
+        """
+        deadline = time.monotonic() + timeout
+        record = keys.key("wf", keys.check_job_id(workflow_id, scheduled=False))
+        fields = [WorkflowField.STATE, WorkflowField.CLOSED_AT]
+        while True:  # two fields a poll: a group's whole view reads every pending member
+            state, closed = self._guard.call(lambda: self.connection.hmget(record, fields))
+            if state is None:
+                raise WorkflowNotFoundError(workflow_id)
+            if closed is not None and text(state) != WorkflowState.OPEN:
+                return self.workflow(workflow_id)
+            if time.monotonic() > deadline:
+                raise WaitTimeoutError(workflow_id, timeout, text(state))
+            time.sleep(0.05)
+
+    @cached_property
+    def _planner(self) -> Planner:
+        return Planner(self._builder)
+
+    @cached_property
+    def _workflow_script(self) -> FastScript:
+        return FastScript(self.connection, lua.source("workflow"))
+
+    def _write_workflow(self, plan: WorkflowPlan) -> None:
+        if plan.needs_worker:
+            self._check_known(plan.needs_worker)
+        args = workflow_args(plan, tracing.current_carrier())
+        try:  # a call repeated (a lost reply, too few replicas) finds the workflow written: 'exists'
+            reply = self._guard.call(lambda: self._run(self._workflow_script, args))
+        except QueueReplicationError as exc:
+            raise workflow_not_replicated(exc, plan) from exc
+        written_workflow(plan, reply)

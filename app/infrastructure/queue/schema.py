@@ -143,6 +143,14 @@ class Field:
     SLOTS = "taskq_slots"  # the concurrency slots its execution holds, released when it ends
     PARAMS_VERSION = "taskq_params_version"  # the registry entry's version at enqueue (absent: 1)
     UNKNOWN_SINCE = "taskq_unknown_since"  # epoch seconds a worker first handed it back
+    # Workflows (workflows.py): the workflow a job is a member of, the role it waits for in one
+    # (a callback: `on_success`, ...), what the failure of the job before it in a chain does to it,
+    # and the input a workflow hands it (the previous result, a group's results) when it is due.
+    WORKFLOW = "taskq_wf"
+    WF_ROLE = "taskq_wf_role"
+    DEP_POLICY = "taskq_dep_policy"
+    WANTS_INPUT = "taskq_wants_input"
+    INPUT = "taskq_input"
 
 
 class WorkerField:
@@ -171,6 +179,46 @@ class ScheduleField:
     MISSED = "missed"  # ticks older than the catch-up window when a worker came to them
 
 
+class WorkflowField:
+    """The fields of a workflow's hash `taskq:wf:<id>` (no expiry while it has members pending).
+
+    Its members' outcomes are counted under their statuses' names (`finished`, `failed`,
+    `stopped`, `canceled`) and `expired` (a member whose TTL ran out before it started)."""
+
+    KIND = "kind"  # group | chain
+    STATE = "state"  # WorkflowState
+    TOTAL = "total"
+    FINISHED = "finished"
+    FAILED = "failed"
+    STOPPED = "stopped"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    IGNORED = "ignored"  # failures whose edge says `ignore`: not listed, not the workflow's
+    PARENT = "parent"  # the workflow it is a member of (a chain in a group)
+    LAST = "last"  # a chain's last job: its result is the chain's
+    ON_SUCCESS = "on_success"  # the ids of the callbacks (jobs waiting, deferred, for the outcome)
+    ON_FAILURE = "on_failure"
+    ON_COMPLETE = "on_complete"
+    BUDGET = "budget"  # bytes of results kept for the callbacks, at most
+    RESULT_BYTES = "result_bytes"
+    TRUNCATED = "truncated"  # '1': some results (or failures) did not fit and are only counted
+    FIRST_FAILURE = "first_failure"
+    CREATED_AT = "created_at"
+    ENDED_AT = "ended_at"  # when its outcome was decided
+    CLOSED_AT = "closed_at"  # when its last member settled: from then on its keys expire
+    KEEP_OK = "keep_ok"  # seconds its record is kept once closed, succeeded / failed
+    KEEP_FAILED = "keep_failed"
+    SWEEP_CURSOR = "sweep_cursor"
+
+
+class WorkflowState:
+    """A workflow's outcome: open until decided, once (`succeeded` or `failed`)."""
+
+    OPEN = "open"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
 class WorkerState:
     """What a worker's hash says it is doing (rq's words, which `rq info` shows)."""
 
@@ -188,6 +236,8 @@ FIELDS = _names(Field)
 WORKER_FIELDS = _names(WorkerField)
 WORKER_STATES = _names(WorkerState)
 SCHEDULE_FIELDS = _names(ScheduleField)
+WORKFLOW_FIELDS = _names(WorkflowField)
+WORKFLOW_STATES = _names(WorkflowState)
 
 #: Every key the scripts touch: rq's data model (`rq:`), then ours (`taskq:`). `{}` is the id or
 #: queue name; a template without one is a single key. The one place to change the key layout.
@@ -228,6 +278,17 @@ KEYS: Mapping[str, str] = MappingProxyType(
         "unknown": "taskq:unknown:{}",  # handed-back ids, scored by their attempts then (a run adds one)
         "metrics_leader": "taskq:metrics-leader",  # the one worker exporting cluster-wide gauges
         "pruned": "taskq:pruned:{}",  # failed jobs deleted over QUEUE_MAX_FAILED, ever, per queue
+        # Workflows (chains, groups; not the limit groups above): a workflow's record, its
+        # members not settled yet (id -> the policy of its edge), the results and failures kept
+        # for its callbacks; every pending member's workflow (even once its job hash expired),
+        # the workflows with members pending (for the sweep), and the sweep's lock.
+        "wf": "taskq:wf:{}",
+        "wf_members": "taskq:wf-members:{}",
+        "wf_results": "taskq:wf-results:{}",
+        "wf_failures": "taskq:wf-failures:{}",
+        "wf_index": "taskq:wf-index",
+        "wf_live": "taskq:wf-live",
+        "wf_sweep": "taskq:wf-sweep",
     }
 )
 
@@ -276,6 +337,7 @@ CLAIM_FIELDS = (
     Field.LIMIT_KEY,
     Field.PARAMS_VERSION,
     Field.UNKNOWN_SINCE,
+    Field.INPUT,
 )
 #: Lists of names the scripts need whole (`LIST.claim_fields` in Lua).
 LISTS: Mapping[str, tuple[str, ...]] = MappingProxyType({"claim_fields": CLAIM_FIELDS})
@@ -338,6 +400,10 @@ LAYOUTS: Mapping[str, Layout] = MappingProxyType(
         "purge": Layout(args=("queue", "limit")),
         "handback": Layout(keys=("worker_key",), args=(*ATTEMPT_ARGS, "retry_in", "reason")),
         "lease": Layout(args=("owner", "ttl")),
+        # A whole workflow in one step: `plan` (JSON: its workflows and each job's part in them,
+        # `workflows.py`), then its `count` job records.
+        "workflow": Layout(args=("plan", "count"), tail="jobs"),
+        "wf_sweep": Layout(args=("limit",)),
     }
 )
 

@@ -1,5 +1,6 @@
 -- Cancel a job that has not started: out of its queue or registry, into the canceled registry.
--- Its deferred dependents are canceled with it.
+-- Its deferred dependents are canceled with it (unless a workflow's edge says to go on), and its
+-- workflow, if it is a member of one, counts it.
 -- Returns {1} when canceled, {0, status} when it is past canceling, {-1} when there is no job.
 local id = A.job_id
 local key = K.job(id)
@@ -15,5 +16,5 @@ redis.call('ZREM', K.deferred(queue), id)
 redis.call('ZADD', K.canceled(queue), now, id)
 MOVE.cancel(key, S.canceled, F.ended_at, now_iso)
 keep_for(key, nil, nil, id, now, redis.call('HGET', key, F.failure_ttl) or 604800)
-cancel_dependents(id, now, now_iso)
+cancel_dependents(id, now, now_iso, S.canceled)
 return {1}

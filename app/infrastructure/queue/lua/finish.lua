@@ -1,5 +1,5 @@
 -- Record a job's success in one step: status, result, finished registry, expiry, the end of its
--- execution, and the release of dependents that can now run. With claim_next = '1' it claims
+-- execution, the release of dependents that can now run, and its workflow's count. With claim_next = '1' it claims
 -- the next job in the same call, so a busy worker needs one round trip per job.
 -- Fenced: only the execution the job is registered under (its started-registry entry) may finish
 -- it. A call repeated after a lost reply finds its own finish applied; a worker that lost the job
@@ -21,9 +21,12 @@ if redis.call('ZREM', K.started(queue), id .. ':' .. A.exec_id) == 1 then
   redis.call('XADD', K.results(id), 'MAXLEN', '~', '10', '*', unpack(result))
   keep_for(key, K.results(id), K.finished(queue), id, now, ttl)
   if redis.call('EXISTS', K.dependents(id)) == 1 then
-    release_dependents(id, now_iso)
+    release_dependents(id, now_iso, A.return_value)
     keep_for(K.dependents(id), nil, nil, id, now, ttl)
   end
+  -- A workflow's member: counted, its result kept for the callbacks, which are released if it was
+  -- the last (one HGET for any other job).
+  if redis.call('HGET', K.wf_index, id) then wf_job_ended(id, S.finished, A.return_value, now, now_iso) end
   if A.has_dependencies == '1' then keep_for(K.dependencies(id), nil, nil, id, now, ttl) end
   done = 1
 elseif redis.call('HGET', key, F.execution) == A.exec_id and redis.call('HGET', key, F.status) == S.finished then

@@ -22,9 +22,11 @@ local function end_own_execution(id, queue, exec_id, worker_key)
   return nil
 end
 
--- Enqueue every deferred dependent of `id` whose other dependencies are all finished.
--- A dependency whose hash has expired finished long ago (rq treats it as met too).
-local function release_dependents(id, now_iso)
+-- Enqueue every deferred dependent of `id` whose other dependencies are all finished; a chain's
+-- next job gets `value` (the result) as its input if it takes one (`F.wants_input`). A
+-- dependency whose hash has expired finished long ago (rq treats it as met too), unless it is a
+-- workflow's member not settled yet: then it expired before it ran (`wf_vanished` settles it).
+local function release_dependents(id, now_iso, value)
   for _, dep in ipairs(redis.call('SMEMBERS', K.dependents(id))) do
     local dkey = K.job(dep)
     if CAN.release(redis.call('HGET', dkey, F.status)) then
@@ -32,54 +34,29 @@ local function release_dependents(id, now_iso)
       for _, parent in ipairs(redis.call('SMEMBERS', K.dependencies(dep))) do
         if parent ~= id then
           local st = redis.call('HGET', K.job(parent), F.status)
-          if st and st ~= S.finished then ready = false break end
+          if (st and st ~= S.finished) or (not st and redis.call('HGET', K.wf_index, parent)) then
+            ready = false
+            break
+          end
         end
       end
       if ready then
-        local origin = redis.call('HGET', dkey, F.origin)
+        local origin, at_front, workflow, ttl = unpack(redis.call('HMGET', dkey, F.origin, F.at_front, F.workflow,
+          F.ttl))
+        wf_input(dkey, cjson.encode({kind = 'result', value = value ~= '' and value or nil}))
         redis.call('ZREM', K.deferred(origin), dep)
-        back_to_queue(MOVE.release, dep, origin, redis.call('HGET', dkey, F.at_front) == '1', now_iso)
+        back_to_queue(MOVE.release, dep, origin, at_front == '1', now_iso)
+        if workflow and ttl then redis.call('EXPIRE', dkey, ttl) end  -- a workflow's TTL starts now
       end
     end
   end
 end
 
--- A job that can never succeed takes its deferred dependents (and theirs) with it: they end
--- `canceled`, never stuck as `deferred` forever.
-local function cancel_dependents(id, now, now_iso)
-  local stack = {id}
-  local seen = 0
-  while #stack > 0 and seen < 10000 do
-    local current = table.remove(stack)
-    for _, dep in ipairs(redis.call('SMEMBERS', K.dependents(current))) do
-      local dkey = K.job(dep)
-      if CAN.cascade(redis.call('HGET', dkey, F.status)) then
-        local origin = redis.call('HGET', dkey, F.origin)
-        redis.call('ZREM', K.deferred(origin), dep)
-        redis.call('ZADD', K.canceled(origin), now, dep)
-        MOVE.cascade(dkey, S.canceled, F.ended_at, now_iso, F.reason, 'dependency ' .. current .. ' did not finish')
-        table.insert(stack, dep)
-        seen = seen + 1
-      end
-    end
-  end
-end
-
--- Keep a finished or failed job's keys for `ttl` seconds, and its entry in `registry` (scored by
--- its expiry) as long. rq's -1 means forever; any other value under 1 (written by hand) keeps it
--- a minute, never deletes it on the spot as EXPIRE would.
-local function keep_for(key, results, registry, id, now, ttl)
-  ttl = tonumber(ttl)
-  if ttl == -1 then
-    redis.call('PERSIST', key)
-    if results then redis.call('PERSIST', results) end
-    if registry then redis.call('ZADD', registry, '+inf', id) end
-    return
-  end
-  if not ttl or ttl < 1 then ttl = 60 end
-  redis.call('EXPIRE', key, math.floor(ttl))
-  if results then redis.call('EXPIRE', results, math.floor(ttl)) end
-  if registry then redis.call('ZADD', registry, now + ttl, id) end
+-- A job that can never succeed (it ended `outcome`: failed, stopped, canceled) takes its deferred
+-- dependents (and theirs) with it: they end `canceled`, never stuck as `deferred` forever; a
+-- workflow's edge may say to go on instead, and its workflow counts it (`wf_job_ended`).
+local function cancel_dependents(id, now, now_iso, outcome)
+  wf_job_ended(id, outcome or S.canceled, nil, now, now_iso)
 end
 
 -- Record a final failure (`move` is the transition's status writer): status, failed registry,
@@ -90,5 +67,5 @@ local function record_failure(move, id, queue, status, result_type, now, now_iso
   redis.call('XADD', K.results(id), 'MAXLEN', '~', '10', '*', RF.type, result_type, RF.worker_name, worker,
     RF.exc_string, exc_b64)
   keep_for(key, K.results(id), K.failed(queue), id, now, redis.call('HGET', key, F.failure_ttl) or 604800)
-  cancel_dependents(id, now, now_iso)
+  cancel_dependents(id, now, now_iso, status)
 end

@@ -7,8 +7,11 @@ local function promote_due(queues, now, now_iso)
     for _, id in ipairs(redis.call('ZRANGEBYSCORE', skey, '-inf', now, 'LIMIT', 0, 100)) do
       redis.call('ZREM', skey, id)
       local key = K.job(id)
-      if CAN.promote(redis.call('HGET', key, F.status)) then
+      local status = redis.call('HGET', key, F.status)
+      if CAN.promote(status) then
         back_to_queue(MOVE.promote, id, queue, redis.call('HGET', key, F.at_front) == '1', now_iso)
+      elseif not status then
+        wf_vanished(id, now, now_iso)  -- expired while scheduled
       end
     end
   end
@@ -115,7 +118,10 @@ local function try_start(c, queue, id, group_queue)
   local fields, got = claim_fields(key)
   -- Only a queued job runs: an id pushed twice (rq#1701) or a job canceled, finished or
   -- already running elsewhere is dropped here instead of running again.
-  if not (fields and CAN.claim(got[F.status])) then return nil, false end
+  if not (fields and CAN.claim(got[F.status])) then
+    if fields and not got[F.status] then wf_vanished(id, c.now, c.now_iso) end  -- its TTL ran out
+    return nil, false
+  end
   local ok, held, per_key = within_limits(c, id, got, group_queue)
   if ok then return start(c, queue, id, key, fields, got, held) end
   return nil, per_key

@@ -101,3 +101,20 @@ local function create_job(job, status, now, now_iso, pending)
   end
   if job.ttl ~= '' then redis.call('EXPIRE', key, job.ttl) end
 end
+
+-- Keep a finished or failed job's keys for `ttl` seconds, and its entry in `registry` (scored by
+-- its expiry) as long. rq's -1 means forever; any other value under 1 (written by hand) keeps it
+-- a minute, never deletes it on the spot as EXPIRE would.
+local function keep_for(key, results, registry, id, now, ttl)
+  ttl = tonumber(ttl)
+  if ttl == -1 then
+    redis.call('PERSIST', key)
+    if results then redis.call('PERSIST', results) end
+    if registry then redis.call('ZADD', registry, '+inf', id) end
+    return
+  end
+  if not ttl or ttl < 1 then ttl = 60 end
+  redis.call('EXPIRE', key, math.floor(ttl))
+  if results then redis.call('EXPIRE', results, math.floor(ttl)) end
+  if registry then redis.call('ZADD', registry, now + ttl, id) end
+end

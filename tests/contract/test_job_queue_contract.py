@@ -55,8 +55,9 @@ class AsyncRedisHarness(RedisHarness):
         self.queue = loop.sync_queue(settings)
 
 
-@pytest.fixture(params=["memory", "redis", "async"])
-def make_harness(request, settings):
+def harness_maker(request, settings, async_harness=AsyncRedisHarness):
+    """`make(**setting_changes)` for the adapter `request.param` names (memory, redis, async)."""
+
     def make(**changes):
         local = replace(settings, **changes)
         if request.param == "memory":
@@ -64,10 +65,15 @@ def make_harness(request, settings):
         if request.param == "async":
             loop = AsyncHarnessLoop()
             request.addfinalizer(loop.close)
-            return AsyncRedisHarness(local, request.getfixturevalue("r"), loop)
+            return async_harness(local, request.getfixturevalue("r"), loop)
         return RedisHarness(local, request.getfixturevalue("r"))
 
     return make
+
+
+@pytest.fixture(params=["memory", "redis", "async"])
+def make_harness(request, settings):
+    return harness_maker(request, settings)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ did not come).
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 import pytest
 
@@ -22,7 +21,7 @@ from app.infrastructure.queue.errors import (
 from app.infrastructure.queue.memory_queue import InMemoryQueue
 from app.infrastructure.queue.port import JobRequest, JobStatus
 from app.infrastructure.queue.workflows import Chain, Edge
-from tests.contract.test_job_queue_contract import MemoryHarness, RedisHarness
+from tests.contract.test_job_queue_contract import RedisHarness, harness_maker
 from tests.support.aio import AsyncHarnessLoop
 from tests.support.redis_env import own_keys
 
@@ -49,17 +48,7 @@ class AsyncWorkflowHarness(RedisHarness):
 
 @pytest.fixture(params=["memory", "redis", "async"])
 def make_harness(request, settings):
-    def make(**changes):
-        local = replace(settings, **changes)
-        if request.param == "memory":
-            return MemoryHarness(local)
-        if request.param == "async":
-            loop = AsyncHarnessLoop()
-            request.addfinalizer(loop.close)
-            return AsyncWorkflowHarness(local, request.getfixturevalue("r"), loop)
-        return RedisHarness(local, request.getfixturevalue("r"))
-
-    return make
+    return harness_maker(request, settings, AsyncWorkflowHarness)
 
 
 @pytest.fixture
